@@ -1,0 +1,20 @@
+"""Command-line entry for a registered task: parse a task's config, run the engine, exit non-zero with one clear line on bad input."""
+from __future__ import annotations
+
+import sys
+
+from shared.config import ConfigError, parse_config
+from shared.data import DataError
+from shared.task import get_task
+
+
+def main(task_name: str, args: list[str] | None = None) -> dict:
+    from shared.engine import run
+
+    task = get_task(task_name)
+    try:
+        cfg = parse_config(task.config_class, args)
+        return run(task, cfg)
+    except (ConfigError, DataError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None

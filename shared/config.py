@@ -1,0 +1,153 @@
+"""Config dataclasses turned into CLI flags (HfArgumentParser), with YAML recipes underneath."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Optional
+
+import yaml
+from transformers import HfArgumentParser
+
+
+class ConfigError(ValueError):
+    """A flag or recipe value that cannot work; raised before any data is read."""
+
+
+@dataclass
+class TrainConfig:
+    """Options every task shares. Tasks subclass this and change defaults or add fields."""
+
+    config: Optional[str] = field(default=None, metadata={"help": "YAML recipe; flags on the command line override it."})
+    # model
+    model_name_or_path: str = field(default="minilm", metadata={"help": "Hub id, local dir, or packaged backbone short name."})
+    # data
+    dataset_name: Optional[str] = field(default=None, metadata={"help": "Hub dataset (online users)."})
+    dataset_config_name: Optional[str] = None
+    train_file: Optional[str] = field(default=None, metadata={"help": "Local training file or folder."})
+    validation_file: Optional[str] = field(default=None, metadata={"help": "Local validation file or folder."})
+    validation_split: float = field(default=0.1, metadata={"help": "Fraction of train held out when no validation data is given."})
+    max_train_samples: Optional[int] = None
+    max_eval_samples: Optional[int] = None
+    preprocessing_num_workers: Optional[int] = None
+    dataloader_num_workers: int = 0
+    # run
+    output_dir: Optional[str] = field(default=None, metadata={"help": "Default: outputs/<task>."})
+    run_name: Optional[str] = field(default=None, metadata={"help": "Run folder under output_dir. Default: a timestamp."})
+    seed: int = 42
+    num_train_epochs: float = 3.0
+    max_train_steps: Optional[int] = field(default=None, metadata={"help": "Overrides num_train_epochs."})
+    per_device_train_batch_size: int = 32
+    per_device_eval_batch_size: int = 64
+    gradient_accumulation_steps: int = 1
+    mixed_precision: Literal["auto", "no", "fp16", "bf16"] = field(
+        default="auto", metadata={"help": "auto: bf16/fp16 on GPU; bf16 on CPUs with native bf16 (AMX/AVX512-BF16), else fp32."})
+    # optimisation
+    optimizer: Literal["adamw", "adam", "sgd", "adagrad", "rmsprop"] = "adamw"
+    learning_rate: float = 5e-5
+    weight_decay: float = 0.01
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_epsilon: float = 1e-8
+    momentum: float = 0.9
+    nesterov: bool = False
+    lr_scheduler_type: Literal["constant", "linear", "cosine", "exponential", "polynomial", "reduce_on_plateau"] = "linear"
+    warmup_steps: int = 0
+    warmup_ratio: float = 0.0
+    lr_end: float = field(default=0.0, metadata={"help": "Final LR of the polynomial schedule."})
+    lr_power: float = field(default=1.0, metadata={"help": "Power of the polynomial schedule."})
+    lr_gamma: float = field(default=0.0, metadata={"help": "Per-step decay of the exponential schedule; 0 = decay to 1% by the end."})
+    plateau_patience: int = 2
+    plateau_factor: float = 0.5
+    max_grad_norm: float = 1.0
+    ema_decay: Optional[float] = field(default=None, metadata={"help": "Keep an EMA of the weights, evaluated and saved."})
+    class_weights: Optional[str] = field(default=None, metadata={"help": "'balanced' or comma-separated weights per label."})
+    label_smoothing: float = 0.0
+    # evaluation, checkpoints, logging
+    eval_strategy: Literal["epoch", "steps", "no"] = "epoch"
+    eval_steps: int = 500
+    save_strategy: Literal["epoch", "steps", "no"] = "epoch"
+    save_steps: int = 500
+    save_total_limit: int = 2
+    logging_steps: int = 10
+    early_stopping_patience: Optional[int] = field(default=None, metadata={"help": "Evaluations without improvement before stopping."})
+    early_stopping_min_delta: float = 0.0
+    resume_from_checkpoint: Optional[str] = field(default=None, metadata={"help": "'latest' or a checkpoint path."})
+    report_to: str = field(default="none", metadata={"help": "none, all, or comma list: tensorboard, wandb, trackio, ..."})
+    # parameter-efficient fine-tuning
+    use_peft: bool = False
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    lora_target_modules: Optional[str] = field(default=None, metadata={"help": "Comma list; default: chosen per architecture."})
+    # hub
+    push_to_hub: bool = False
+    hub_model_id: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        positive = ["per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
+                    "logging_steps", "eval_steps", "save_steps"]
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name} must be >= 1, got {getattr(self, name)}")
+        if self.learning_rate <= 0:
+            raise ConfigError(f"--learning_rate must be > 0, got {self.learning_rate}")
+        if self.num_train_epochs <= 0 and not self.max_train_steps:
+            raise ConfigError("--num_train_epochs must be > 0 (or give --max_train_steps)")
+        if self.max_train_steps is not None and self.max_train_steps < 1:
+            raise ConfigError(f"--max_train_steps must be >= 1, got {self.max_train_steps}")
+        if not 0.0 <= self.validation_split < 1.0:
+            raise ConfigError(f"--validation_split must be in [0, 1), got {self.validation_split}")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ConfigError(f"--warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
+            raise ConfigError(f"--ema_decay must be in (0, 1), got {self.ema_decay}")
+        if self.lr_scheduler_type == "reduce_on_plateau" and self.eval_strategy == "no":
+            raise ConfigError("--lr_scheduler_type reduce_on_plateau needs evaluations (--eval_strategy epoch|steps)")
+        if self.early_stopping_patience is not None and self.eval_strategy == "no":
+            raise ConfigError("--early_stopping_patience needs evaluations (--eval_strategy epoch|steps)")
+        if self.push_to_hub and not self.hub_model_id:
+            raise ConfigError("--push_to_hub needs --hub_model_id (for example your-name/my-model)")
+
+
+def _read_recipe(path: str, known: set[str]) -> dict:
+    recipe = Path(path)
+    if not recipe.is_file():
+        raise ConfigError(f"--config {path}: no such file")
+    try:
+        values = yaml.safe_load(recipe.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"--config {path}: not valid YAML: {err}") from err
+    if not isinstance(values, dict):
+        raise ConfigError(f"--config {path}: expected a mapping of option: value, got {type(values).__name__}")
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"--config {path}: unknown option(s) {unknown}; see --help for the valid ones")
+    return values
+
+
+def parse_config(config_class: type, args: list[str] | None = None):
+    """Parse flags into `config_class`, with a `--config` YAML recipe supplying defaults."""
+    args = list(sys.argv[1:] if args is None else args)
+    parser = HfArgumentParser(config_class)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config")
+    known, _ = pre.parse_known_args(args)
+    if known.config:
+        names = {f.name for f in dataclasses.fields(config_class)}
+        parser.set_defaults(**_read_recipe(known.config, names))
+    try:
+        (cfg,) = parser.parse_args_into_dataclasses(args=args)
+    except ValueError as err:  # unknown flags: HfArgumentParser raises ValueError listing them
+        raise ConfigError(str(err)) from err
+    return cfg
+
+
+def config_to_dict(cfg) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def save_config(cfg, path: Path) -> None:
+    path.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))

@@ -1,0 +1,300 @@
+"""The one Accelerate training and evaluation loop that every task runs through."""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+from accelerate.utils import set_seed
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from shared.checkpoint import CheckpointManager, TrainState, export_model
+from shared.config import save_config
+from shared.ema import ModelEma
+from shared.evaluation import split_scalars
+from shared.losses import class_weight_tensor
+from shared.optim import build_optimizer, build_scheduler, warmup_steps
+from shared.peft_utils import apply_peft
+from shared.runtime import attach_run_dir, build_accelerator, resolve_run_dir
+from shared.task import Task
+from shared.tracking import MetricsLogger, plot_run, write_results
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or inf."""
+
+
+def _batch_size(batch: dict) -> int:
+    return next(len(v) for v in batch.values() if hasattr(v, "__len__"))
+
+
+def _gather(accelerator, value):
+    """Gather one eval batch's outputs; duplicated tail samples are dropped by gather_for_metrics."""
+    if isinstance(value, torch.Tensor):
+        if value.dim() > 1 and accelerator.num_processes > 1:
+            value = accelerator.pad_across_processes(value, dim=1)
+        return accelerator.gather_for_metrics(value).cpu().numpy()
+    return accelerator.gather_for_metrics(value, use_gather_object=True)
+
+
+class Engine:
+    """setup() -> train() -> finish(): one run of one task."""
+
+    def __init__(self, task: Task, cfg):
+        self.task, self.cfg = task, cfg
+        self.accelerator = build_accelerator(cfg)
+        self.run_dir = resolve_run_dir(task.name, cfg)
+        attach_run_dir(self.accelerator, self.run_dir)
+        self.is_main = self.accelerator.is_main_process
+
+    # ------------------------------------------------------------------ setup
+    def setup(self) -> None:
+        cfg, task, acc = self.cfg, self.task, self.accelerator
+        set_seed(cfg.seed)
+        if cfg.push_to_hub:
+            _check_hub_reachable()
+        if self.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, self.run_dir / "config.yaml")
+        with acc.main_process_first():
+            data = task.load_data(cfg)
+        self.labels = task.label_names(cfg, data)
+        self.num_labels = len(self.labels) if self.labels else None
+        self.processor = task.build_processor(cfg)
+        model = task.build_model(cfg, self.labels)
+        if cfg.use_peft:
+            model = apply_peft(model, cfg, task, log=acc.print)
+        with acc.main_process_first():
+            train_ds = task.preprocess(cfg, self.processor, data["train"], "train")
+            eval_ds = task.preprocess(cfg, self.processor, data["validation"], "validation")
+        self.raw_eval = data["validation"]
+        self.class_weights = class_weight_tensor(cfg.class_weights, task.label_ids(cfg, data), self.num_labels or 0)
+        collate = task.collate_fn(cfg, self.processor)
+        pin = torch.cuda.is_available()
+        train_loader = DataLoader(train_ds, batch_size=cfg.per_device_train_batch_size, shuffle=True, collate_fn=collate,
+                                  num_workers=cfg.dataloader_num_workers, pin_memory=pin, drop_last=False)
+        eval_loader = DataLoader(eval_ds, batch_size=cfg.per_device_eval_batch_size, shuffle=False, collate_fn=collate,
+                                 num_workers=cfg.dataloader_num_workers, pin_memory=pin)
+        optimizer = build_optimizer(cfg, model, task.lr_overrides(cfg, model))
+        self.model, self.optimizer, self.train_loader, self.eval_loader = acc.prepare(
+            model, optimizer, train_loader, eval_loader)
+        # Step counts are computed after prepare(): the loader is now this process's shard.
+        self.steps_per_epoch = math.ceil(len(self.train_loader) / cfg.gradient_accumulation_steps)
+        self.total_steps = cfg.max_train_steps or math.ceil(cfg.num_train_epochs * self.steps_per_epoch)
+        self.num_epochs = math.ceil(self.total_steps / self.steps_per_epoch)
+        self.metric_spec = task.metric(cfg)
+        self.scheduler = build_scheduler(cfg, self.optimizer, self.total_steps, self.metric_spec.greater_is_better)
+        acc.register_for_checkpointing(self.scheduler)
+        self.ema = ModelEma(acc.unwrap_model(self.model), cfg.ema_decay) if cfg.ema_decay else None
+        if self.ema:
+            acc.register_for_checkpointing(self.ema)
+        self.checkpoints = CheckpointManager(self.run_dir, cfg.save_total_limit)
+        self.state = TrainState(task=task.name, num_labels=self.num_labels)
+        resume_step = None
+        if cfg.resume_from_checkpoint:
+            path = self.checkpoints.resolve(cfg.resume_from_checkpoint)
+            self.state = CheckpointManager.load(acc, path, task.name, self.num_labels)
+            resume_step = self.state.step
+            acc.print(f"resumed from {path} at step {self.state.step} (epoch {self.state.epoch}, "
+                      f"batch {self.state.batches_in_epoch})")
+        self.logger = MetricsLogger(acc, self.run_dir, resume_step)
+        if acc.trackers == [] and cfg.report_to not in ("none", ""):
+            acc.init_trackers(self.run_dir.name, config={k: v for k, v in vars(cfg).items() if v is not None})
+        self._print_plan(len(train_ds), len(eval_ds))
+
+    def _print_plan(self, n_train: int, n_eval: int) -> None:
+        cfg, acc = self.cfg, self.accelerator
+        effective = cfg.per_device_train_batch_size * acc.num_processes * cfg.gradient_accumulation_steps
+        acc.print(
+            f"[{self.task.name}] run dir {self.run_dir}\n"
+            f"  train {n_train} / validation {n_eval} examples, labels: {self.num_labels or '-'}\n"
+            f"  processes {acc.num_processes}, device {acc.device}, precision {acc.mixed_precision}, "
+            f"torch threads {torch.get_num_threads()}\n"
+            f"  effective batch {effective}, steps/epoch {self.steps_per_epoch}, total steps {self.total_steps}, "
+            f"epochs {self.num_epochs}, warmup {warmup_steps(cfg, self.total_steps)}")
+
+    # ------------------------------------------------------------------ train
+    def train(self) -> None:
+        cfg, acc, st = self.cfg, self.accelerator, self.state
+        self.model.train()
+        bar = tqdm(total=self.total_steps, initial=st.step, disable=not acc.is_local_main_process, desc="train")
+        running, micro, samples, tic = torch.zeros((), device=acc.device), 0, 0, time.perf_counter()
+        self.stop = st.step >= self.total_steps
+        for epoch in range(st.epoch, self.num_epochs):
+            if self.stop:
+                break
+            loader = self.train_loader
+            if epoch == st.epoch and st.batches_in_epoch:
+                loader = acc.skip_first_batches(self.train_loader, st.batches_in_epoch)
+            loader.set_epoch(epoch)  # the seeded shuffle order depends only on (seed, epoch)
+            st.epoch, st.batches_in_epoch = epoch, (st.batches_in_epoch if epoch == st.epoch else 0)
+            for batch in loader:
+                with acc.accumulate(self.model):
+                    loss, _ = self.task.compute_loss(self.model, batch, self.class_weights)
+                    acc.backward(loss)
+                    grad_norm = None
+                    if acc.sync_gradients and cfg.max_grad_norm > 0:
+                        grad_norm = acc.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+                    self.optimizer.step()
+                    self.optimizer.zero_grad(set_to_none=True)
+                running += loss.detach().float()  # no host sync here; read only at logging steps
+                micro += 1
+                samples += _batch_size(batch) * acc.num_processes
+                st.batches_in_epoch += 1
+                if not acc.sync_gradients:
+                    continue
+                if not acc.optimizer_step_was_skipped:
+                    self.scheduler.step()
+                if self.ema:
+                    self.ema.update(acc.unwrap_model(self.model))
+                st.step += 1
+                bar.update(1)
+                if st.step % cfg.logging_steps == 0 or st.step == self.total_steps:
+                    self._log_train(running, micro, samples, tic, grad_norm, epoch)
+                    running, micro, samples, tic = torch.zeros((), device=acc.device), 0, 0, time.perf_counter()
+                self._after_step(end_of_epoch=st.batches_in_epoch == len(self.train_loader))
+                if self.stop or st.step >= self.total_steps:
+                    self.stop = True
+                    break
+        bar.close()
+
+    def _log_train(self, running, micro, samples, tic, grad_norm, epoch) -> None:
+        acc, st = self.accelerator, self.state
+        loss = acc.reduce(running, reduction="mean").item() / max(1, micro)
+        if not math.isfinite(loss):
+            raise TrainingDiverged(
+                f"loss became {loss} at or before optimizer step {st.step} (epoch {epoch}). Try a lower "
+                f"--learning_rate, --max_grad_norm 1.0, warmup steps, or --mixed_precision bf16/no instead of fp16.")
+        record = {"train/loss": loss, "train/lr": self.scheduler.get_last_lr()[0],
+                  "perf/samples_per_sec": samples / max(1e-9, time.perf_counter() - tic)}
+        if grad_norm is not None:
+            record["train/grad_norm"] = float(grad_norm)
+        self.logger.log(record, st.step, epoch + st.batches_in_epoch / len(self.train_loader))
+
+    def _after_step(self, end_of_epoch: bool) -> None:
+        cfg, st = self.cfg, self.state
+        at_steps = lambda strategy, every: (strategy == "steps" and st.step % every == 0) or (
+            strategy == "epoch" and end_of_epoch)
+        if at_steps(cfg.eval_strategy, cfg.eval_steps):
+            self._evaluate_and_track()
+        if end_of_epoch:  # a checkpoint taken now must resume at the start of the next epoch
+            st.epoch, st.batches_in_epoch = st.epoch + 1, 0
+        if at_steps(cfg.save_strategy, cfg.save_steps) and st.step < self.total_steps:
+            self.checkpoints.save(self.accelerator, st)
+
+    # ------------------------------------------------------------------ eval
+    def evaluate(self) -> dict:
+        """Metrics of the current weights (EMA weights when enabled) on the validation split."""
+        acc, spec = self.accelerator, self.metric_spec
+        self.model.eval()
+        losses = []
+        weights = self.ema.swapped_in(acc.unwrap_model(self.model)) if self.ema else nullcontext()
+        with weights, torch.no_grad():
+            for batch in tqdm(self.eval_loader, disable=not acc.is_local_main_process, desc="eval", leave=False):
+                loss, outputs = self.task.compute_loss(self.model, batch, None)
+                predictions, references = self.task.postprocess(batch, outputs)
+                spec.module.add_batch(predictions=_gather(acc, predictions), references=_gather(acc, references))
+                if loss is not None:
+                    losses.append(acc.gather_for_metrics(loss.detach().float().repeat(_batch_size(batch))))
+        # Every process computes the same metrics from the same gathered data, so decisions
+        # such as early stopping agree without another broadcast.
+        metrics = spec.module.compute(**spec.compute_kwargs)
+        metrics = self.task.finalize_metrics(self.cfg, metrics, self.raw_eval)
+        if losses:
+            metrics["loss"] = torch.cat(losses).mean().item()
+        self.model.train()
+        return metrics
+
+    def _evaluate_and_track(self) -> None:
+        cfg, st, spec = self.cfg, self.state, self.metric_spec
+        metrics = self.evaluate()
+        self.last_eval = (st.step, metrics)
+        scalars, _ = split_scalars(metrics)
+        self.logger.log({f"eval/{k}": v for k, v in scalars.items()}, st.step,
+                        st.epoch + st.batches_in_epoch / len(self.train_loader))
+        value = scalars.get(spec.main)
+        if value is None:
+            raise KeyError(f"main metric {spec.main!r} missing from eval metrics {sorted(scalars)}")
+        if hasattr(self.scheduler, "step_metric"):
+            self.scheduler.step_metric(value)
+        sign = 1 if spec.greater_is_better else -1
+        improved = st.best_metric is None or sign * (value - st.best_metric) > cfg.early_stopping_min_delta
+        if improved:
+            st.best_metric, st.best_step, st.evals_without_improvement = value, st.step, 0
+            st.best_metrics = metrics
+            self._export("best", metrics)
+        else:
+            st.evals_without_improvement += 1
+            if cfg.early_stopping_patience and st.evals_without_improvement >= cfg.early_stopping_patience:
+                self.accelerator.print(f"early stopping at step {st.step}: no {spec.main} gain in "
+                                       f"{st.evals_without_improvement} evaluations")
+                self.stop = True
+        self.accelerator.print(f"step {st.step}: " + ", ".join(f"{k} {v:.4f}" for k, v in scalars.items()))
+
+    # ------------------------------------------------------------------ save
+    def _export(self, name: str, metrics: dict) -> None:
+        acc = self.accelerator
+        acc.wait_for_everyone()
+        if self.is_main:
+            model = acc.unwrap_model(self.model)
+            card = {"task": self.task.name, "pipeline_tag": self.task.pipeline_tag, "base_model": self.cfg.model_name_or_path,
+                    "data": self.cfg.dataset_name or self.cfg.train_file or "embedded sample data",
+                    "metrics": split_scalars(metrics)[0], "steps": self.state.step, "command": " ".join(sys.argv)}
+            with self.ema.swapped_in(model) if self.ema else nullcontext():
+                export_model(model, self.processor, self.run_dir / name, card)
+        acc.wait_for_everyone()
+
+    def finish(self) -> dict:
+        cfg, st, acc = self.cfg, self.state, self.accelerator
+        last_metrics = {}
+        if cfg.eval_strategy != "no":
+            done_step, done_metrics = getattr(self, "last_eval", (None, None))
+            last_metrics = done_metrics if done_step == st.step else self.evaluate()
+        self._export("last", last_metrics)
+        if st.best_step is None or cfg.eval_strategy == "no":
+            st.best_step, st.best_metrics = st.step, last_metrics
+            self._export("best", last_metrics)
+        results = {f"eval_{k}": v for k, v in st.best_metrics.items()}
+        results.update({f"last_eval_{k}": v for k, v in split_scalars(last_metrics)[0].items()})
+        results.update({"best_step": st.best_step, "global_step": st.step, "main_metric": self.metric_spec.main})
+        if self.is_main:
+            write_results(self.run_dir, results)
+            plot_run(self.run_dir, st.best_metrics, self.labels)
+            if cfg.push_to_hub:
+                _push(self.run_dir / "best", cfg.hub_model_id)
+            print(f"\nbest model   {self.run_dir / 'best'}  (step {st.best_step}, {self.metric_spec.main} "
+                  f"{st.best_metrics.get(self.metric_spec.main, float('nan')):.4f})\n"
+                  f"last model   {self.run_dir / 'last'}\nmetrics      {self.run_dir / 'results.json'}, "
+                  f"{self.run_dir / 'metrics.jsonl'}\nplots        {self.run_dir / 'plots'}")
+        acc.end_training()
+        return results
+
+
+def _check_hub_reachable() -> None:
+    from huggingface_hub import HfApi, constants
+    if constants.HF_HUB_OFFLINE:
+        raise SystemExit("--push_to_hub: HF_HUB_OFFLINE is set, so nothing can be pushed; unset it or drop the flag")
+    try:
+        HfApi().whoami()
+    except Exception as err:  # network or auth: either way, stop before training
+        raise SystemExit(f"--push_to_hub: cannot reach the Hub or not logged in ({err}); run `hf auth login` "
+                         "or drop the flag") from err
+
+
+def _push(folder: Path, repo_id: str) -> None:
+    from huggingface_hub import HfApi
+    api = HfApi()
+    api.create_repo(repo_id, exist_ok=True)
+    api.upload_folder(folder_path=str(folder), repo_id=repo_id)
+
+
+def run(task: Task, cfg) -> dict:
+    """Train and evaluate `task` as configured; return the results written to results.json."""
+    engine = Engine(task, cfg)
+    engine.setup()
+    engine.train()
+    return engine.finish()

@@ -1,0 +1,94 @@
+"""Accelerator set-up: precision choice, run directory, and the start-of-run summary."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DataLoaderConfiguration, broadcast_object_list
+
+from shared.config import ConfigError
+
+
+def cpu_has_native_bf16() -> bool:
+    """True on CPUs with AMX or AVX512-BF16, where bf16 autocast is faster than fp32.
+
+    On AVX2-only CPUs bf16 autocast was measured 4-30x slower, so 'auto' must not pick it there.
+    """
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def resolve_mixed_precision(choice: str) -> str:
+    """Map the --mixed_precision flag to what the hardware can run; refuse what it cannot."""
+    launcher_choice = os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
+    if choice == "auto":
+        if launcher_choice != "no":  # an accelerate config file chose; respect it
+            choice = launcher_choice
+        elif torch.cuda.is_available():
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        else:
+            return "bf16" if cpu_has_native_bf16() else "no"
+    if choice == "fp16" and not torch.cuda.is_available():
+        raise ConfigError("--mixed_precision fp16 needs a CUDA GPU; on a CPU use bf16 "
+                          "(fast where the CPU has AMX/AVX512-BF16) or no")
+    if choice == "bf16" and torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
+        raise ConfigError("--mixed_precision bf16 is not supported by this GPU; use fp16 or no")
+    return choice
+
+
+def build_accelerator(cfg) -> Accelerator:
+    """The one Accelerator of a run; its project dir is set once the run folder is known."""
+    trackers = None if cfg.report_to in ("none", "") else cfg.report_to.split(",")
+    return Accelerator(
+        mixed_precision=resolve_mixed_precision(cfg.mixed_precision),
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        # A seeded sampler whose order depends only on (seed, epoch): what exact resume needs.
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.seed),
+        log_with=trackers,
+        # The engine steps the scheduler itself, once per optimizer step (accelerate would step it
+        # once per process, which stretches warmup by the process count).
+        step_scheduler_with_optimizer=False,
+    )
+
+
+def _newest_run_with_checkpoints(output_dir: Path) -> Path | None:
+    runs = [d for d in output_dir.glob("*/checkpoints") if any(d.glob("step_*"))]
+    return max(runs, key=lambda d: d.stat().st_mtime).parent if runs else None
+
+
+def resolve_run_dir(task_name: str, cfg) -> Path:
+    """The run folder: outputs/<task>/<run-name>; on resume, the folder of the checkpoint's run.
+
+    Chosen on the main process and broadcast, so every process writes to the same place.
+    """
+    output_dir = Path(cfg.output_dir or Path("outputs") / task_name)
+    resume = cfg.resume_from_checkpoint
+    if resume and resume != "latest":
+        checkpoint = Path(resume)
+        if not (checkpoint / "train_state.json").is_file():
+            raise ConfigError(f"--resume_from_checkpoint {resume}: not a complete checkpoint (no train_state.json)")
+        return checkpoint.resolve().parent.parent
+    if cfg.run_name:
+        return output_dir / cfg.run_name
+    if resume == "latest":
+        found = _newest_run_with_checkpoints(output_dir)
+        if found is None:
+            raise ConfigError(f"--resume_from_checkpoint latest: no run with checkpoints under {output_dir}; "
+                              "give --run_name or a checkpoint path")
+        return found
+    stamp = [time.strftime("%Y%m%d-%H%M%S")]
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        broadcast_object_list(stamp)
+    return output_dir / stamp[0]
+
+
+def attach_run_dir(accelerator: Accelerator, run_dir: Path) -> None:
+    """Point accelerate's trackers at the run folder."""
+    accelerator.project_configuration.project_dir = str(run_dir)
+    accelerator.project_configuration.logging_dir = str(run_dir / "logs")

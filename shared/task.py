@@ -1,0 +1,123 @@
+"""The Task contract (the hooks a task supplies) and the task registry."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+
+@dataclass
+class MetricSpec:
+    """An evaluate module, the kwargs for its compute(), and which key decides 'best'."""
+
+    module: Any
+    main: str
+    greater_is_better: bool = True
+    compute_kwargs: dict = field(default_factory=dict)
+
+
+@dataclass
+class DemoSpec:
+    """What a Gradio demo needs: components, examples and a predict(pipe, *inputs) function."""
+
+    pipeline_tag: str
+    inputs: Callable[[], list]
+    outputs: Callable[[], list]
+    predict: Callable[..., Any]
+    examples: list = field(default_factory=list)
+
+
+class Task:
+    """Base class of every task. Subclasses override the hooks; the engine owns the rest.
+
+    Hooks take plain data and return plain data: no accelerate, no devices.
+    """
+
+    name: str = ""
+    config_class: type = object
+    pipeline_tag: str = ""
+
+    def load_data(self, cfg):  # -> datasets.DatasetDict with "train" and "validation"
+        raise NotImplementedError
+
+    def label_names(self, cfg, data) -> list[str] | None:
+        """Label names read from the train split's ClassLabel feature, if there is one."""
+        feature = data["train"].features.get("label")
+        return list(feature.names) if hasattr(feature, "names") else None
+
+    def label_ids(self, cfg, data) -> list[int] | None:
+        """Integer training labels, for --class_weights balanced; None where labels are not classes."""
+        feature = data["train"].features.get("label")
+        return list(data["train"]["label"]) if hasattr(feature, "names") else None
+
+    def lr_overrides(self, cfg, model) -> dict[str, float] | None:
+        """Parameter-name prefix -> learning rate, for discriminative rates (for example the backbone)."""
+        return None
+
+    def lora_target_modules(self, model) -> list[str] | str:
+        """Modules LoRA adapts. The default lets peft pick from the model type, else every linear layer."""
+        from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as known
+
+        return known.get(getattr(model.config, "model_type", ""), "all-linear")
+
+    def head_modules(self, model) -> list[str]:
+        """Names of the freshly initialised head modules, trained and saved in full under LoRA."""
+        return []
+
+    def build_processor(self, cfg):
+        raise NotImplementedError
+
+    def build_model(self, cfg, labels: list[str] | None):
+        raise NotImplementedError
+
+    def preprocess(self, cfg, processor, dataset, split: str):
+        raise NotImplementedError
+
+    def collate_fn(self, cfg, processor) -> Callable:
+        raise NotImplementedError
+
+    def compute_loss(self, model, batch: dict, class_weights: torch.Tensor | None):
+        """Return (loss, outputs). The default uses the model's own loss."""
+        outputs = model(**batch)
+        return outputs.loss, outputs
+
+    def postprocess(self, batch: dict, outputs):
+        """Return (predictions, references) for one eval batch, before gathering."""
+        raise NotImplementedError
+
+    def metric(self, cfg) -> MetricSpec:
+        raise NotImplementedError
+
+    def finalize_metrics(self, cfg, metrics: dict, dataset=None) -> dict:
+        """Optional last step on the computed metrics (for example mapping ids to names)."""
+        return metrics
+
+    def demo(self) -> DemoSpec | None:
+        return None
+
+
+_REGISTRY: dict[str, type[Task]] = {}
+
+
+def register_task(name: str) -> Callable[[type[Task]], type[Task]]:
+    """Class decorator adding a Task subclass to the registry under `name`."""
+
+    def wrap(cls: type[Task]) -> type[Task]:
+        if name in _REGISTRY:
+            raise ValueError(f"task {name!r} is already registered by {_REGISTRY[name].__module__}")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return wrap
+
+
+def list_tasks() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_task(name: str) -> Task:
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown task {name!r}; known: {list_tasks()}")
+    return _REGISTRY[name]()

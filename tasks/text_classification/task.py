@@ -1,0 +1,193 @@
+"""Text classification hooks: single sentences or pairs, string or integer labels, or regression."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Optional
+
+import torch
+from datasets import ClassLabel, DatasetDict, Value
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
+
+from shared.config import TrainConfig
+from shared.data import (DataError, ensure_validation, limit_samples, load_hub_or_files, read_label_names,
+                         require_columns, row_name)
+from shared.evaluation import load_metric
+from shared.losses import classification_loss
+from shared.models import resolve_model
+from shared.task import MetricSpec, Task, register_task
+
+SAMPLE_DIR = Path(__file__).resolve().parent / "sample_data"
+
+
+@dataclass
+class TextClassificationConfig(TrainConfig):
+    model_name_or_path: str = field(default="minilm", metadata={"help": "Hub id, local dir, or 'minilm' (packaged)."})
+    text_column: str = "text"
+    text_pair_column: Optional[str] = field(default=None, metadata={"help": "Second sentence column for pair tasks."})
+    label_column: str = "label"
+    max_seq_length: int = 128
+    problem_type: Literal["auto", "single_label_classification", "regression"] = field(
+        default="auto", metadata={"help": "auto: regression when the labels are non-integer numbers."})
+    metric_for_best_model: Optional[str] = field(default=None, metadata={"help": "Default: accuracy (pearson for regression)."})
+
+
+@register_task("text_classification")
+class TextClassification(Task):
+    config_class = TextClassificationConfig
+    pipeline_tag = "text-classification"
+
+    # ------------------------------------------------------------------ data
+    def load_data(self, cfg) -> DatasetDict:
+        if not cfg.dataset_name and not cfg.train_file:
+            cfg.train_file = str(SAMPLE_DIR / "train.csv")
+            cfg.validation_file = str(SAMPLE_DIR / "validation.csv")
+        data, sources = load_hub_or_files(cfg)
+        columns = [cfg.text_column, cfg.label_column] + ([cfg.text_pair_column] if cfg.text_pair_column else [])
+        for split, dataset in data.items():
+            require_columns(dataset, columns, sources[split])
+            self._check_texts(dataset, cfg, sources[split])
+        data = self._encode_labels(data, cfg, sources)
+        data = DatasetDict({k: v.rename_column(cfg.label_column, "label") if cfg.label_column != "label" else v
+                            for k, v in data.items()})
+        data = limit_samples(ensure_validation(data, cfg, stratify_column="label"), cfg)
+        self.regression = not isinstance(data["train"].features["label"], ClassLabel)
+        self.label_smoothing = cfg.label_smoothing
+        return data
+
+    @staticmethod
+    def _check_texts(dataset, cfg, source: str) -> None:
+        for column in filter(None, [cfg.text_column, cfg.text_pair_column]):
+            for index, text in enumerate(dataset[column]):
+                if text is None or not str(text).strip():
+                    raise DataError(f"{row_name(source, index)}: empty text in column {column!r}")
+
+    def _encode_labels(self, data: DatasetDict, cfg, sources: dict) -> DatasetDict:
+        train_feature = data["train"].features[cfg.label_column]
+        if isinstance(train_feature, ClassLabel):
+            return data
+        values = data["train"][cfg.label_column]
+        if any(v is None for v in values):
+            raise DataError(f"{row_name(sources['train'], values.index(None))}: missing label")
+        if self._is_regression(cfg, values):
+            return DatasetDict({k: v.cast_column(cfg.label_column, Value("float32")) for k, v in data.items()})
+        names = self._label_vocabulary(cfg, values)
+        if len(names) < 2:
+            raise DataError(f"{sources['train']}: column {cfg.label_column!r} has a single class {names}; "
+                            "classification needs at least two")
+        index = {name: i for i, name in enumerate(names)}
+        for split, dataset in data.items():
+            for row, value in enumerate(dataset[cfg.label_column]):
+                if str(value) not in index:
+                    raise DataError(f"{row_name(sources[split], row)}: unknown label {value!r}; "
+                                    f"the training labels are {names}")
+        encode = lambda batch: {cfg.label_column: [index[str(v)] for v in batch[cfg.label_column]]}
+
+        def features(dataset):
+            updated = dataset.features.copy()
+            updated[cfg.label_column] = ClassLabel(names=names)
+            return updated
+
+        return DatasetDict({k: v.map(encode, batched=True, features=features(v)) for k, v in data.items()})
+
+    @staticmethod
+    def _is_regression(cfg, values) -> bool:
+        if cfg.problem_type != "auto":
+            return cfg.problem_type == "regression"
+        return all(isinstance(v, float) for v in values) and any(not float(v).is_integer() for v in values)
+
+    @staticmethod
+    def _label_vocabulary(cfg, values) -> list[str]:
+        """Label names: a labels.json beside the train file for integer labels, else the sorted set."""
+        distinct = sorted({str(v) for v in values}, key=_numeric_first)
+        if cfg.train_file and all(_is_int(s) for s in distinct):
+            named = read_label_names(Path(cfg.train_file).parent / "labels.json")
+            if named:
+                return named if len(named) >= len(distinct) else distinct
+        return distinct
+
+    def label_names(self, cfg, data) -> list[str] | None:
+        feature = data["train"].features["label"]
+        return list(feature.names) if isinstance(feature, ClassLabel) else None
+
+    # ------------------------------------------------------------------ model
+    def build_processor(self, cfg):
+        return AutoTokenizer.from_pretrained(resolve_model(cfg.model_name_or_path))
+
+    def build_model(self, cfg, labels):
+        path = resolve_model(cfg.model_name_or_path)
+        if labels is None:  # regression: one output
+            return AutoModelForSequenceClassification.from_pretrained(
+                path, num_labels=1, problem_type="regression", ignore_mismatched_sizes=True)
+        _warn_if_head_changes(path, labels)
+        return AutoModelForSequenceClassification.from_pretrained(
+            path, num_labels=len(labels), id2label=dict(enumerate(labels)),
+            label2id={name: i for i, name in enumerate(labels)}, ignore_mismatched_sizes=True)
+
+    def head_modules(self, model) -> list[str]:
+        return ["classifier", "score"]
+
+    # ------------------------------------------------------------------ batches
+    def preprocess(self, cfg, processor, dataset, split: str):
+        pair = cfg.text_pair_column
+
+        def tokenize(batch):
+            texts = (batch[cfg.text_column], batch[pair]) if pair else (batch[cfg.text_column],)
+            encoded = processor(*texts, truncation=True, max_length=cfg.max_seq_length)
+            encoded["labels"] = batch["label"]
+            return encoded
+
+        return dataset.map(tokenize, batched=True, remove_columns=dataset.column_names,
+                           num_proc=cfg.preprocessing_num_workers, desc=f"tokenizing {split}")
+
+    def collate_fn(self, cfg, processor):
+        # Pad to the longest row of each batch; multiples of 8 keep GPU tensor cores busy.
+        return DataCollatorWithPadding(processor, pad_to_multiple_of=8 if torch.cuda.is_available() else None)
+
+    def compute_loss(self, model, batch, class_weights):
+        if class_weights is None and not self.label_smoothing:
+            outputs = model(**batch)
+            return outputs.loss, outputs
+        labels = batch["labels"]
+        outputs = model(**{k: v for k, v in batch.items() if k != "labels"})
+        return classification_loss(outputs.logits, labels, class_weights, self.label_smoothing), outputs
+
+    def postprocess(self, batch, outputs):
+        logits = outputs.logits.float()
+        if logits.shape[-1] == 1:
+            return logits.squeeze(-1), batch["labels"].float()
+        return logits.softmax(-1), batch["labels"]
+
+    # ------------------------------------------------------------------ metrics
+    def metric(self, cfg) -> MetricSpec:
+        if self.regression:
+            main = cfg.metric_for_best_model or "pearson"
+            return MetricSpec(load_metric("regression"), main, greater_is_better=not _lower_is_better(main))
+        main = cfg.metric_for_best_model or "accuracy"
+        return MetricSpec(load_metric("classification"), main, greater_is_better=not _lower_is_better(main))
+
+
+def _is_int(text: str) -> bool:
+    return text.lstrip("-").isdigit()
+
+
+def _numeric_first(text: str) -> tuple:
+    """Sort integer labels numerically ("2" before "10"), then string labels alphabetically."""
+    return (0, int(text), "") if _is_int(text) else (1, 0, text)
+
+
+def _lower_is_better(name: str) -> bool:
+    return any(word in name for word in ("loss", "mse", "mae", "error"))
+
+
+def _warn_if_head_changes(path: str, labels: list[str]) -> None:
+    """A fine-tuned checkpoint with another label set gets a new head: say so instead of failing."""
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except (OSError, ValueError):
+        return
+    old = list((config.id2label or {}).values())
+    is_default = all(name.startswith("LABEL_") for name in old)
+    if config.architectures and "ForSequenceClassification" in config.architectures[0] and not is_default and old != labels:
+        print(f"note: {path} has a classification head for {len(old)} labels {old[:10]}; the data has "
+              f"{len(labels)} labels {labels[:10]}: the head is re-initialised and trained from scratch")
