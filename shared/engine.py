@@ -75,8 +75,11 @@ class Engine:
         self.class_weights = class_weight_tensor(cfg.class_weights, task.label_ids(cfg, data), self.num_labels or 0)
         collate = task.collate_fn(cfg, self.processor)
         pin = torch.cuda.is_available()
+        # The loader's own generator keeps its per-epoch seed draw off the global RNG, which a resumed
+        # run restores from the checkpoint (dropout masks then match an uninterrupted run).
         train_loader = DataLoader(train_ds, batch_size=cfg.per_device_train_batch_size, shuffle=True, collate_fn=collate,
-                                  num_workers=cfg.dataloader_num_workers, pin_memory=pin, drop_last=False)
+                                  num_workers=cfg.dataloader_num_workers, pin_memory=pin, drop_last=False,
+                                  generator=torch.Generator().manual_seed(cfg.seed))
         eval_loader = DataLoader(eval_ds, batch_size=cfg.per_device_eval_batch_size, shuffle=False, collate_fn=collate,
                                  num_workers=cfg.dataloader_num_workers, pin_memory=pin)
         optimizer = build_optimizer(cfg, model, task.lr_overrides(cfg, model))

@@ -1,0 +1,56 @@
+"""Shared fixtures: offline settings, a tiny random-init BERT with its own tokenizer, tiny learnable data."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import tasks  # noqa: E402,F401  (registers every task)
+
+from tests.helpers import toy_reviews, write_csv  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory) -> Path:
+    """A 2-layer, 32-wide BERT with a WordPiece tokenizer trained on the toy vocabulary."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    out = tmp_path_factory.mktemp("tiny_bert")
+    corpus = [text for text, _ in toy_reviews(400, seed=0)] + ["the a is and of to in question answer context"]
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tokenizer.train_from_iterator(corpus, trainers.WordPieceTrainer(vocab_size=200, special_tokens=specials))
+    tokenizer.save(str(out / "tokenizer.json"))
+    fast = BertTokenizerFast(tokenizer_file=str(out / "tokenizer.json"))
+    fast.save_pretrained(out)
+    config = BertConfig(vocab_size=fast.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64)
+    BertForSequenceClassification(config).save_pretrained(out)
+    return out
+
+
+@pytest.fixture()
+def toy_text_files(tmp_path) -> tuple[Path, Path]:
+    train = write_csv(tmp_path / "train.csv", toy_reviews(96, seed=1))
+    validation = write_csv(tmp_path / "validation.csv", toy_reviews(30, seed=2))
+    return train, validation
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerator_state():
+    """Each in-process run builds its own Accelerator; accelerate keeps a process-wide singleton."""
+    yield
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()

@@ -1,0 +1,95 @@
+"""The engine end to end on a tiny model: learning, exact resume, schedules, accumulation, EMA, guards."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.helpers import tiny_text_args
+from shared.cli import main
+from shared.engine import TrainingDiverged
+
+
+def _history(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def _weights(model_dir):
+    return load_file(str(model_dir / "model.safetensors"))
+
+
+def test_tiny_model_learns_and_writes_run_folder(tiny_bert_dir, toy_text_files, tmp_path):
+    results = main("text_classification", tiny_text_args(tiny_bert_dir, *toy_text_files, tmp_path / "out"))
+    run = tmp_path / "out" / "run"
+    history = _history(run)
+    losses = [r["train/loss"] for r in history if "train/loss" in r]
+    accuracies = [r["eval/accuracy"] for r in history if "eval/accuracy" in r]
+    assert losses[-1] < 0.5 * losses[0], losses
+    assert accuracies[-1] > accuracies[0] and accuracies[-1] >= 0.9, accuracies
+    assert results["eval_accuracy"] == max(accuracies)
+    for name in ("config.yaml", "metrics.jsonl", "results.json", "best/config.json", "best/README.md",
+                 "best/tokenizer.json", "last/model.safetensors", "plots/loss.png", "plots/confusion_matrix.png"):
+        assert (run / name).exists(), name
+    steps = [r["step"] for r in history]
+    assert steps == sorted(steps)
+
+
+def test_resume_from_step_checkpoint_is_bit_exact(tiny_bert_dir, toy_text_files, tmp_path):
+    extra = ["--save_strategy", "steps", "--save_steps", "5", "--save_total_limit", "10", "--eval_strategy", "epoch"]
+    main("text_classification", tiny_text_args(tiny_bert_dir, *toy_text_files, tmp_path / "a", *extra))
+    full = tmp_path / "a" / "run"
+    # A second run that starts from the step-10 checkpoint of the first (mid-epoch: 6 steps per epoch).
+    resumed = tmp_path / "b" / "run"
+    (resumed / "checkpoints").mkdir(parents=True)
+    shutil.copytree(full / "checkpoints" / "step_00000010", resumed / "checkpoints" / "step_00000010")
+    main("text_classification", tiny_text_args(tiny_bert_dir, *toy_text_files, tmp_path / "b", *extra,
+                                                "--resume_from_checkpoint", "latest"))
+    a, b = _weights(full / "last"), _weights(resumed / "last")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    final_a = [r for r in _history(full) if "eval/accuracy" in r][-1]
+    final_b = [r for r in _history(resumed) if "eval/accuracy" in r][-1]
+    assert final_a == final_b
+
+
+def test_learning_rate_schedule_and_accumulation(tiny_bert_dir, toy_text_files, tmp_path):
+    args = tiny_text_args(tiny_bert_dir, *toy_text_files, tmp_path / "out", "--gradient_accumulation_steps", "2",
+                          "--lr_scheduler_type", "cosine", "--warmup_ratio", "0", "--logging_steps", "1",
+                          "--num_train_epochs", "2", "--eval_strategy", "no")
+    main("text_classification", args)
+    history = [r for r in _history(tmp_path / "out" / "run") if "train/lr" in r]
+    # 96 rows / batch 16 = 6 micro-batches per epoch -> 3 optimizer steps per epoch -> 6 steps.
+    assert [r["step"] for r in history] == [1, 2, 3, 4, 5, 6]
+    lrs = [r["train/lr"] for r in history]
+    assert lrs == sorted(lrs, reverse=True) and lrs[-1] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_early_stopping_stops_before_the_last_epoch(tiny_bert_dir, toy_text_files, tmp_path):
+    args = tiny_text_args(tiny_bert_dir, *toy_text_files, tmp_path / "out", "--num_train_epochs", "30",
+                          "--early_stopping_patience", "2", "--early_stopping_min_delta", "0.6")
+    results = main("text_classification", args)
+    assert results["global_step"] == 3 * 6  # first eval sets best; no later eval can gain 0.6, so the third stops the run
+
+
+def test_nan_loss_stops_with_step_and_hint(tiny_bert_dir, toy_text_files, tmp_path):
+    args = tiny_text_args(tiny_bert_dir, *toy_text_files, tmp_path / "out", "--learning_rate", "1e30",
+                          "--max_grad_norm", "0", "--logging_steps", "1")
+    with pytest.raises(TrainingDiverged, match=r"optimizer step \d+.*learning_rate"):
+        main("text_classification", args)
+
+
+def test_ema_weights_are_saved(tiny_bert_dir, toy_text_files, tmp_path):
+    args = tiny_text_args(tiny_bert_dir, *toy_text_files, tmp_path / "out", "--ema_decay", "0.9",
+                          "--num_train_epochs", "1", "--eval_strategy", "no")
+    main("text_classification", args)
+    run = tmp_path / "out" / "run"
+    assert (run / "last" / "model.safetensors").exists()
+    # The EMA export differs from a plain run with the same seed.
+    main("text_classification", tiny_text_args(tiny_bert_dir, *toy_text_files, tmp_path / "plain",
+                                                "--num_train_epochs", "1", "--eval_strategy", "no"))
+    ema, plain = _weights(run / "last"), _weights(tmp_path / "plain" / "run" / "last")
+    assert any(not torch.equal(ema[k], plain[k]) for k in ema)
