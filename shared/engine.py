@@ -192,23 +192,22 @@ class Engine:
     # ------------------------------------------------------------------ eval
     def evaluate(self) -> dict:
         """Metrics of the current weights (EMA weights when enabled) on the validation split."""
-        acc, spec = self.accelerator, self.metric_spec
+        acc = self.accelerator
         self.model.eval()
-        losses = []
+        losses, batches = [], []
         weights = self.ema.swapped_in(acc.unwrap_model(self.model)) if self.ema else nullcontext()
         with weights, torch.no_grad():
             for batch in tqdm(self.eval_loader, disable=not acc.is_local_main_process, desc="eval", leave=False):
-                loss, outputs = self.task.compute_loss(self.model, batch, None)
-                predictions, references = self.task.postprocess(batch, outputs)
-                spec.module.add_batch(predictions=_gather(acc, predictions), references=_gather(acc, references))
+                loss, predictions, references = self.task.eval_step(self.model, batch)
+                batches.append((_gather(acc, predictions), _gather(acc, references)))
                 if loss is not None:
                     losses.append(acc.gather_for_metrics(loss.detach().float().repeat(_batch_size(batch))))
         # Every process computes the same metrics from the same gathered data, so decisions
         # such as early stopping agree without another broadcast.
-        metrics = spec.module.compute(**spec.compute_kwargs)
-        metrics = self.task.finalize_metrics(self.cfg, metrics, self.raw_eval)
+        metrics = self.task.compute_metrics(self.cfg, self.metric_spec, batches, self.raw_eval)
         if losses:
             metrics["loss"] = torch.cat(losses).mean().item()
+        self.last_batches = batches
         self.model.train()
         return metrics
 
@@ -267,6 +266,8 @@ class Engine:
         if self.is_main:
             write_results(self.run_dir, results)
             plot_run(self.run_dir, st.best_metrics, self.labels)
+            if last_metrics:
+                self.task.eval_report(cfg, self.run_dir / "plots", self.last_batches, self.raw_eval, self.labels)
             if cfg.push_to_hub:
                 _push(self.run_dir / "best", cfg.hub_model_id)
             print(f"\nbest model   {self.run_dir / 'best'}  (step {st.best_step}, {self.metric_spec.main} "

@@ -83,15 +83,32 @@ class Task:
         return outputs.loss, outputs
 
     def postprocess(self, batch: dict, outputs):
-        """Return (predictions, references) for one eval batch, before gathering."""
+        """Return (predictions, references) for one eval batch, before gathering.
+
+        Tensors are padded across processes and gathered; any other object is gathered as a list.
+        """
         raise NotImplementedError
+
+    def eval_step(self, model, batch: dict, class_weights: torch.Tensor | None = None):
+        """(loss or None, predictions, references) for one eval batch. Generation tasks override this."""
+        loss, outputs = self.compute_loss(model, batch, class_weights)
+        predictions, references = self.postprocess(batch, outputs)
+        return loss, predictions, references
 
     def metric(self, cfg) -> MetricSpec:
         raise NotImplementedError
 
-    def finalize_metrics(self, cfg, metrics: dict, dataset=None) -> dict:
-        """Optional last step on the computed metrics (for example mapping ids to names)."""
-        return metrics
+    def compute_metrics(self, cfg, spec: MetricSpec, batches: list[tuple], dataset) -> dict:
+        """Metrics from every gathered (predictions, references) batch of one evaluation.
+
+        `dataset` is the raw validation split, for tasks that map features back to examples (QA).
+        """
+        for predictions, references in batches:
+            spec.module.add_batch(predictions=predictions, references=references)
+        return spec.module.compute(**spec.compute_kwargs)
+
+    def eval_report(self, cfg, out_dir, batches: list[tuple], dataset, labels: list[str] | None) -> None:
+        """Optional figures or files from the final evaluation (misclassified images, overlays, samples)."""
 
     def demo(self) -> DemoSpec | None:
         return None
