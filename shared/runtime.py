@@ -45,7 +45,10 @@ def resolve_mixed_precision(choice: str) -> str:
 def build_accelerator(cfg) -> Accelerator:
     """The one Accelerator of a run; its project dir is set once the run folder is known."""
     trackers = None if cfg.report_to in ("none", "") else cfg.report_to.split(",")
-    return Accelerator(
+    accelerator = Accelerator(
+        # Without cpu=True, a multi-process launch on a machine with no GPU quietly runs each process
+        # alone; with it, the processes join one gloo group.
+        cpu=not torch.cuda.is_available(),
         mixed_precision=resolve_mixed_precision(cfg.mixed_precision),
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         # A seeded sampler whose order depends only on (seed, epoch): what exact resume needs.
@@ -55,6 +58,18 @@ def build_accelerator(cfg) -> Accelerator:
         # once per process, which stretches warmup by the process count).
         step_scheduler_with_optimizer=False,
     )
+    if accelerator.device.type == "cpu":
+        set_cpu_threads(cfg.cpu_threads, accelerator.num_processes)
+    return accelerator
+
+
+def set_cpu_threads(requested: int, num_processes: int) -> int:
+    """Share the CPU cores among processes. `accelerate launch` sets OMP_NUM_THREADS=1 on a CPU,
+    which halves training speed on a 2-core machine, so 0 (auto) means cores // processes."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = requested or max(1, cores // num_processes)
+    torch.set_num_threads(threads)
+    return threads
 
 
 def _newest_run_with_checkpoints(output_dir: Path) -> Path | None:

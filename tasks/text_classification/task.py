@@ -71,11 +71,10 @@ class TextClassification(Task):
             raise DataError(f"{row_name(sources['train'], values.index(None))}: missing label")
         if self._is_regression(cfg, values):
             return DatasetDict({k: v.cast_column(cfg.label_column, Value("float32")) for k, v in data.items()})
-        names = self._label_vocabulary(cfg, values)
-        if len(names) < 2:
+        names, index = self._label_vocabulary(cfg, values)
+        if len(set(values)) < 2:
             raise DataError(f"{sources['train']}: column {cfg.label_column!r} has a single class {names}; "
                             "classification needs at least two")
-        index = {name: i for i, name in enumerate(names)}
         for split, dataset in data.items():
             for row, value in enumerate(dataset[cfg.label_column]):
                 if str(value) not in index:
@@ -97,14 +96,16 @@ class TextClassification(Task):
         return all(isinstance(v, float) for v in values) and any(not float(v).is_integer() for v in values)
 
     @staticmethod
-    def _label_vocabulary(cfg, values) -> list[str]:
-        """Label names: a labels.json beside the train file for integer labels, else the sorted set."""
+    def _label_vocabulary(cfg, values) -> tuple[list[str], dict[str, int]]:
+        """(label names, raw value -> id). Integer labels 0..K-1 keep their ids and take names from a
+        labels.json beside the train file when there is one; other labels are numbered in sorted order."""
         distinct = sorted({str(v) for v in values}, key=_numeric_first)
-        if cfg.train_file and all(_is_int(s) for s in distinct):
-            named = read_label_names(Path(cfg.train_file).parent / "labels.json")
-            if named:
-                return named if len(named) >= len(distinct) else distinct
-        return distinct
+        if all(_is_int(s) for s in distinct) and int(distinct[0]) >= 0:
+            count = int(distinct[-1]) + 1
+            named = read_label_names(Path(cfg.train_file).parent / "labels.json") if cfg.train_file else None
+            names = named if named and len(named) >= count else [str(i) for i in range(count)]
+            return names, {str(i): i for i in range(len(names))}
+        return distinct, {name: i for i, name in enumerate(distinct)}
 
     def label_names(self, cfg, data) -> list[str] | None:
         feature = data["train"].features["label"]
