@@ -33,6 +33,7 @@ class TrainConfig:
     max_eval_samples: Optional[int] = None
     preprocessing_num_workers: Optional[int] = None
     dataloader_num_workers: int = 0
+    group_by_length: bool = field(default=False, metadata={"help": "Batch rows of similar length together (less padding)."})
     # run
     output_dir: Optional[str] = field(default=None, metadata={"help": "Default: outputs/<task>."})
     run_name: Optional[str] = field(default=None, metadata={"help": "Run folder under output_dir. Default: a timestamp."})

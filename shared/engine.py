@@ -19,6 +19,7 @@ from shared.evaluation import split_scalars
 from shared.losses import class_weight_tensor
 from shared.optim import build_optimizer, build_scheduler, warmup_steps
 from shared.peft_utils import apply_peft
+from shared.sampling import LengthGroupedBatchSampler
 from shared.runtime import attach_run_dir, build_accelerator, resolve_run_dir
 from shared.task import Task
 from shared.tracking import MetricsLogger, plot_run, write_results
@@ -77,9 +78,13 @@ class Engine:
         pin = torch.cuda.is_available()
         # The loader's own generator keeps its per-epoch seed draw off the global RNG, which a resumed
         # run restores from the checkpoint (dropout masks then match an uninterrupted run).
-        train_loader = DataLoader(train_ds, batch_size=cfg.per_device_train_batch_size, shuffle=True, collate_fn=collate,
-                                  num_workers=cfg.dataloader_num_workers, pin_memory=pin, drop_last=False,
-                                  generator=torch.Generator().manual_seed(cfg.seed))
+        lengths = task.lengths(train_ds) if cfg.group_by_length else None
+        self.length_sampler = LengthGroupedBatchSampler(lengths, cfg.per_device_train_batch_size, cfg.seed) \
+            if lengths else None
+        batching = {"batch_sampler": self.length_sampler} if self.length_sampler else \
+            {"batch_size": cfg.per_device_train_batch_size, "shuffle": True}
+        train_loader = DataLoader(train_ds, **batching, collate_fn=collate, num_workers=cfg.dataloader_num_workers,
+                                  pin_memory=pin, generator=torch.Generator().manual_seed(cfg.seed))
         eval_loader = DataLoader(eval_ds, batch_size=cfg.per_device_eval_batch_size, shuffle=False, collate_fn=collate,
                                  num_workers=cfg.dataloader_num_workers, pin_memory=pin)
         optimizer = build_optimizer(cfg, model, task.lr_overrides(cfg, model))
@@ -126,6 +131,7 @@ class Engine:
         self.model.train()
         bar = tqdm(total=self.total_steps, initial=st.step, disable=not acc.is_local_main_process, desc="train")
         running, micro, samples, tic = torch.zeros((), device=acc.device), 0, 0, time.perf_counter()
+        self.train_started, self.train_samples = time.perf_counter(), 0
         self.stop = st.step >= self.total_steps
         for epoch in range(st.epoch, self.num_epochs):
             if self.stop:
@@ -134,6 +140,8 @@ class Engine:
             if epoch == st.epoch and st.batches_in_epoch:
                 loader = acc.skip_first_batches(self.train_loader, st.batches_in_epoch)
             loader.set_epoch(epoch)  # the seeded shuffle order depends only on (seed, epoch)
+            if self.length_sampler:  # under a multi-process shard, set_epoch may not reach it
+                self.length_sampler.set_epoch(epoch)
             st.epoch, st.batches_in_epoch = epoch, (st.batches_in_epoch if epoch == st.epoch else 0)
             for batch in loader:
                 with acc.accumulate(self.model):
@@ -147,6 +155,7 @@ class Engine:
                 running += loss.detach().float()  # no host sync here; read only at logging steps
                 micro += 1
                 samples += _batch_size(batch) * acc.num_processes
+                self.train_samples += _batch_size(batch) * acc.num_processes
                 st.batches_in_epoch += 1
                 if not acc.sync_gradients:
                     continue
@@ -164,6 +173,8 @@ class Engine:
                     self.stop = True
                     break
         bar.close()
+        # Wall time of the whole loop, evaluations and checkpoints included (as Trainer's train_runtime).
+        self.train_seconds = time.perf_counter() - self.train_started
 
     def _log_train(self, running, micro, samples, tic, grad_norm, epoch) -> None:
         acc, st = self.accelerator, self.state
@@ -262,7 +273,10 @@ class Engine:
             self._export("best", last_metrics)
         results = {f"eval_{k}": v for k, v in st.best_metrics.items()}
         results.update({f"last_eval_{k}": v for k, v in split_scalars(last_metrics)[0].items()})
-        results.update({"best_step": st.best_step, "global_step": st.step, "main_metric": self.metric_spec.main})
+        results.update({"best_step": st.best_step, "global_step": st.step, "main_metric": self.metric_spec.main,
+                        "train_runtime": round(self.train_seconds, 3),
+                        "train_samples_per_second": round(self.train_samples / max(self.train_seconds, 1e-9), 3),
+                        "precision": acc.mixed_precision, "num_processes": acc.num_processes})
         if self.is_main:
             write_results(self.run_dir, results)
             plot_run(self.run_dir, st.best_metrics, self.labels)

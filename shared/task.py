@@ -74,6 +74,12 @@ class Task:
     def preprocess(self, cfg, processor, dataset, split: str):
         raise NotImplementedError
 
+    def lengths(self, dataset) -> list[int] | None:
+        """Per-row sizes for --group_by_length; token counts where rows carry input_ids."""
+        if "input_ids" not in dataset.column_names:
+            return None
+        return [len(ids) for ids in dataset["input_ids"]]
+
     def collate_fn(self, cfg, processor) -> Callable:
         raise NotImplementedError
 

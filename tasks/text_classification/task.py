@@ -29,6 +29,7 @@ class TextClassificationConfig(TrainConfig):
     max_seq_length: int = 128
     problem_type: Literal["auto", "single_label_classification", "regression"] = field(
         default="auto", metadata={"help": "auto: regression when the labels are non-integer numbers."})
+    group_by_length: bool = field(default=True, metadata={"help": "Batch similar lengths together (less padding)."})
     metric_for_best_model: Optional[str] = field(default=None, metadata={"help": "Default: accuracy (pearson for regression)."})
 
 

@@ -93,3 +93,21 @@ def test_ema_weights_are_saved(tiny_bert_dir, toy_text_files, tmp_path):
                                                 "--num_train_epochs", "1", "--eval_strategy", "no"))
     ema, plain = _weights(run / "last"), _weights(tmp_path / "plain" / "run" / "last")
     assert any(not torch.equal(ema[k], plain[k]) for k in ema)
+
+
+def test_length_grouped_batches_cover_every_row_once_and_cut_padding():
+    from shared.sampling import LengthGroupedBatchSampler
+
+    generator = torch.Generator().manual_seed(0)
+    lengths = torch.randint(5, 120, (1000,), generator=generator).tolist()
+    sampler = LengthGroupedBatchSampler(lengths, batch_size=16, seed=3, mega=8)
+    batches = list(sampler)
+    assert sorted(i for b in batches for i in b) == list(range(1000))
+    assert all(len(b) == 16 for b in batches[:-1]) and len(batches) == len(sampler)
+    assert batches == list(sampler)  # same epoch, same order
+    sampler.set_epoch(1)
+    assert list(sampler) != batches
+    padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
+    order = torch.randperm(1000, generator=generator).tolist()
+    random_padded = sum(16 * max(lengths[i] for i in order[k:k + 16]) for k in range(0, 1000, 16))
+    assert padded < 0.7 * random_padded

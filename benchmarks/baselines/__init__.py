@@ -1,0 +1,1 @@
+"""transformers.Trainer baselines, each configured to match one task's recipe."""
