@@ -20,7 +20,7 @@ from shared.losses import class_weight_tensor
 from shared.optim import build_optimizer, build_scheduler, warmup_steps
 from shared.peft_utils import apply_peft
 from shared.sampling import LengthGroupedBatchSampler
-from shared.runtime import attach_run_dir, build_accelerator, resolve_run_dir
+from shared.runtime import build_accelerator, resolve_run_dir, start_processes
 from shared.task import Task
 from shared.tracking import MetricsLogger, plot_run, write_results
 
@@ -47,9 +47,9 @@ class Engine:
 
     def __init__(self, task: Task, cfg):
         self.task, self.cfg = task, cfg
-        self.accelerator = build_accelerator(cfg)
+        start_processes()
         self.run_dir = resolve_run_dir(task.name, cfg)
-        attach_run_dir(self.accelerator, self.run_dir)
+        self.accelerator = build_accelerator(cfg, self.run_dir)
         self.is_main = self.accelerator.is_main_process
 
     # ------------------------------------------------------------------ setup
@@ -197,7 +197,7 @@ class Engine:
             self._evaluate_and_track()
         if end_of_epoch:  # a checkpoint taken now must resume at the start of the next epoch
             st.epoch, st.batches_in_epoch = st.epoch + 1, 0
-        if at_steps(cfg.save_strategy, cfg.save_steps) and st.step < self.total_steps:
+        if at_steps(cfg.save_strategy, cfg.save_steps):
             self.checkpoints.save(self.accelerator, st)
 
     # ------------------------------------------------------------------ eval

@@ -6,8 +6,8 @@ import time
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration, broadcast_object_list
+from accelerate import Accelerator, PartialState
+from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, broadcast_object_list
 
 from shared.config import ConfigError
 
@@ -42,13 +42,21 @@ def resolve_mixed_precision(choice: str) -> str:
     return choice
 
 
-def build_accelerator(cfg) -> Accelerator:
-    """The one Accelerator of a run; its project dir is set once the run folder is known."""
+def start_processes() -> PartialState:
+    """Join the process group first, so the run folder can be agreed on before the Accelerator exists.
+
+    Without cpu=True, a multi-process launch on a machine with no GPU quietly runs each process alone;
+    with it, the processes join one gloo group.
+    """
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+def build_accelerator(cfg, run_dir: Path) -> Accelerator:
+    """The one Accelerator of a run, logging into the run folder."""
     trackers = None if cfg.report_to in ("none", "") else cfg.report_to.split(",")
     accelerator = Accelerator(
-        # Without cpu=True, a multi-process launch on a machine with no GPU quietly runs each process
-        # alone; with it, the processes join one gloo group.
         cpu=not torch.cuda.is_available(),
+        project_config=ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir / "logs")),
         mixed_precision=resolve_mixed_precision(cfg.mixed_precision),
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         # A seeded sampler whose order depends only on (seed, epoch): what exact resume needs.
@@ -102,8 +110,3 @@ def resolve_run_dir(task_name: str, cfg) -> Path:
         broadcast_object_list(stamp)
     return output_dir / stamp[0]
 
-
-def attach_run_dir(accelerator: Accelerator, run_dir: Path) -> None:
-    """Point accelerate's trackers at the run folder."""
-    accelerator.project_configuration.project_dir = str(run_dir)
-    accelerator.project_configuration.logging_dir = str(run_dir / "logs")

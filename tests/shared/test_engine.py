@@ -111,3 +111,42 @@ def test_length_grouped_batches_cover_every_row_once_and_cut_padding():
     order = torch.randperm(1000, generator=generator).tolist()
     random_padded = sum(16 * max(lengths[i] for i in order[k:k + 16]) for k in range(0, 1000, 16))
     assert padded < 0.7 * random_padded
+
+
+def test_checkpoint_killed_mid_write_is_ignored_and_pruning_keeps_the_last_k(tiny_bert_dir, toy_text_files, tmp_path):
+    extra = ["--save_strategy", "steps", "--save_steps", "4", "--save_total_limit", "2", "--eval_strategy", "no"]
+    main("text_classification", tiny_text_args(tiny_bert_dir, *toy_text_files, tmp_path / "a", *extra))
+    checkpoints = tmp_path / "a" / "run" / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["step_00000044", "step_00000048"]
+    # A run killed while writing leaves a temp folder, or a folder without its state file.
+    (checkpoints / ".tmp-step_00000052").mkdir()
+    (checkpoints / "step_00000056").mkdir()
+    from shared.checkpoint import CheckpointManager
+    assert CheckpointManager(tmp_path / "a" / "run", 2).latest().name == "step_00000048"
+
+
+def test_resume_into_data_with_another_label_count_is_refused(tiny_bert_dir, toy_text_files, tmp_path, capsys):
+    extra = ["--save_strategy", "epoch", "--num_train_epochs", "1", "--eval_strategy", "no"]
+    main("text_classification", tiny_text_args(tiny_bert_dir, *toy_text_files, tmp_path / "a", *extra))
+    from tests.helpers import write_csv
+    three = write_csv(tmp_path / "three.csv", [(t, lab) for t, lab in
+                                               [("a b", "x"), ("c d", "y"), ("e f", "z")] * 10])
+    with pytest.raises(SystemExit):
+        main("text_classification", tiny_text_args(tiny_bert_dir, three, three, tmp_path / "a", *extra,
+                                                    "--resume_from_checkpoint", "latest", "--num_train_epochs", "2"))
+    assert "head of 2 labels but the data has 3" in capsys.readouterr().err
+
+
+def test_push_to_hub_offline_stops_before_training(tiny_bert_dir, toy_text_files, tmp_path, monkeypatch):
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    with pytest.raises(SystemExit, match="HF_HUB_OFFLINE is set"):
+        main("text_classification", tiny_text_args(tiny_bert_dir, *toy_text_files, tmp_path / "a",
+                                                    "--push_to_hub", "--hub_model_id", "me/model"))
+    assert not (tmp_path / "a" / "run" / "metrics.jsonl").exists()
+
+
+def test_tensorboard_tracker_writes_events(tiny_bert_dir, toy_text_files, tmp_path):
+    pytest.importorskip("tensorboard")
+    main("text_classification", tiny_text_args(tiny_bert_dir, *toy_text_files, tmp_path / "a", "--report_to",
+                                                "tensorboard", "--num_train_epochs", "1"))
+    assert list((tmp_path / "a" / "run" / "logs").rglob("events.out.tfevents.*"))

@@ -1,0 +1,55 @@
+"""Flags, YAML recipes and the errors for values that cannot work."""
+from __future__ import annotations
+
+import pytest
+
+from shared.config import ConfigError, TrainConfig, parse_config
+from shared.runtime import resolve_mixed_precision
+
+
+def test_flags_parse_into_the_dataclass():
+    cfg = parse_config(TrainConfig, ["--learning_rate", "0.01", "--optimizer", "sgd", "--nesterov"])
+    assert (cfg.learning_rate, cfg.optimizer, cfg.nesterov) == (0.01, "sgd", True)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--per_device_train_batch_size", "0"], "per_device_train_batch_size must be >= 1"),
+    (["--validation_split", "1.5"], "validation_split must be in"),
+    (["--ema_decay", "1.0"], "ema_decay must be in"),
+    (["--lr_scheduler_type", "reduce_on_plateau", "--eval_strategy", "no"], "needs evaluations"),
+    (["--early_stopping_patience", "2", "--eval_strategy", "no"], "needs evaluations"),
+    (["--push_to_hub"], "needs --hub_model_id"),
+    (["--max_train_steps", "0"], "max_train_steps must be >= 1"),
+])
+def test_impossible_values_are_refused(flags, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_config(TrainConfig, flags)
+
+
+def test_unknown_flag_and_bad_choice_fail(capsys):
+    with pytest.raises((ConfigError, SystemExit)):
+        parse_config(TrainConfig, ["--no_such_flag", "1"])
+    with pytest.raises(SystemExit):
+        parse_config(TrainConfig, ["--optimizer", "lamb"])
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_recipe_errors_name_the_file(tmp_path):
+    missing = tmp_path / "none.yaml"
+    with pytest.raises(ConfigError, match="none.yaml: no such file"):
+        parse_config(TrainConfig, ["--config", str(missing)])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- just\n- a list\n")
+    with pytest.raises(ConfigError, match="bad.yaml: expected a mapping"):
+        parse_config(TrainConfig, ["--config", str(bad)])
+
+
+def test_fp16_on_a_cpu_only_machine_is_refused(monkeypatch):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA GPU"):
+        resolve_mixed_precision("fp16")
+    monkeypatch.setattr("shared.runtime.cpu_has_native_bf16", lambda: False)
+    assert resolve_mixed_precision("auto") == "no"  # AVX2-only CPUs: bf16 autocast is slower than fp32
+    monkeypatch.setattr("shared.runtime.cpu_has_native_bf16", lambda: True)
+    assert resolve_mixed_precision("auto") == "bf16"
