@@ -1,6 +1,7 @@
 """The one Accelerate training and evaluation loop that every task runs through."""
 from __future__ import annotations
 
+import gc
 import math
 import sys
 import time
@@ -277,6 +278,7 @@ class Engine:
                         "train_runtime": round(self.train_seconds, 3),
                         "train_samples_per_second": round(self.train_samples / max(self.train_seconds, 1e-9), 3),
                         "precision": acc.mixed_precision, "num_processes": acc.num_processes})
+        self._release_training_memory()
         if self.is_main:
             write_results(self.run_dir, results)
             plot_run(self.run_dir, st.best_metrics, self.labels)
@@ -290,6 +292,13 @@ class Engine:
                   f"{self.run_dir / 'metrics.jsonl'}\nplots        {self.run_dir / 'plots'}")
         acc.end_training()
         return results
+
+
+    def _release_training_memory(self) -> None:
+        """Drop the model and optimizer state before plotting, so plotting adds nothing to peak memory."""
+        self.accelerator.free_memory()
+        self.model = self.optimizer = self.scheduler = self.ema = None
+        gc.collect()
 
 
 def _check_hub_reachable() -> None:
