@@ -121,7 +121,8 @@ class Engine:
         acc.print(
             f"[{self.task.name}] run dir {self.run_dir}\n"
             f"  train {n_train} / validation {n_eval} examples, labels: {self.num_labels or '-'}\n"
-            f"  processes {acc.num_processes}, device {acc.device}, precision {acc.mixed_precision}, "
+            f"  processes {acc.num_processes} ({acc.distributed_type.value}), device {acc.device}, "
+            f"precision {acc.mixed_precision}, "
             f"torch threads {torch.get_num_threads()}\n"
             f"  effective batch {effective}, steps/epoch {self.steps_per_epoch}, total steps {self.total_steps}, "
             f"epochs {self.num_epochs}, warmup {warmup_steps(cfg, self.total_steps)}")

@@ -68,6 +68,10 @@ def build_accelerator(cfg, run_dir: Path) -> Accelerator:
     )
     if accelerator.device.type == "cpu":
         set_cpu_threads(cfg.cpu_threads, accelerator.num_processes)
+        for plugin in ("FSDP", "DEEPSPEED"):
+            if os.environ.get(f"ACCELERATE_USE_{plugin}", "false").lower() == "true":
+                accelerator.print(f"warning: the launch config asks for {plugin}, which accelerate runs on GPUs only; "
+                                  f"on this CPU machine the run is plain data parallel ({accelerator.distributed_type.value})")
     return accelerator
 
 
