@@ -1,6 +1,6 @@
 """Text classification benchmark: our engine vs transformers.Trainer on Rotten Tomatoes with MiniLM.
 
-    python benchmarks/text_classification.py [--epochs 2] [--quick]
+    python benchmarks/text_classification.py [--epochs 1] [--quick]
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ RECIPE = "tasks/text_classification/recipes/rotten_tomatoes.yaml"
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--epochs", default="2")
+    parser.add_argument("--epochs", default="1")
     parser.add_argument("--quick", action="store_true", help="2,000 training rows, 1 epoch")
     args = parser.parse_args()
     data = benchmark_data_dir() / "text_classification" / "rotten_tomatoes"
