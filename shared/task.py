@@ -19,13 +19,25 @@ class MetricSpec:
 
 @dataclass
 class DemoSpec:
-    """What a Gradio demo needs: components, examples and a predict(pipe, *inputs) function."""
+    """What a Gradio demo needs: components, examples and a predict(pipe, *inputs) function.
+
+    shared/demo.py checks every gr.Textbox and gr.Image input before `predict` sees it: empty text is
+    refused, text past `max_chars` is cut with a notice, images arrive as RGB PIL images no larger than
+    `max_image_side`. With `predict_batch(pipe, rows) -> one output per row`, concurrent requests are
+    merged into one pipeline call of up to `max_batch_size` rows.
+    """
 
     pipeline_tag: str
     inputs: Callable[[], list]
     outputs: Callable[[], list]
     predict: Callable[..., Any]
     examples: list = field(default_factory=list)
+    title: str = ""
+    description: str = ""
+    predict_batch: Callable[[Any, list[tuple]], list] | None = None
+    max_batch_size: int = 8
+    max_chars: int = 10_000
+    max_image_side: int = 2048
 
 
 class Task:

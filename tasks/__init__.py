@@ -1,2 +1,5 @@
 """The six tasks. Importing this package registers each one (and the project's pipeline tags)."""
 from tasks import text_classification  # noqa: F401  (registers "text_classification")
+from tasks import question_answering  # noqa: F401  (registers "question_answering" and extractive-question-answering)
+from tasks import image_classification  # noqa: F401  (registers "image_classification")
+from tasks import translation  # noqa: F401  (registers "translation" and seq2seq-translation)

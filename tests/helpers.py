@@ -35,3 +35,23 @@ def tiny_text_args(model_dir: Path, train: Path, validation: Path, out: Path, *e
             "--output_dir", str(out), "--run_name", "run", "--num_train_epochs", "8", "--learning_rate", "5e-3",
             "--per_device_train_batch_size", "16", "--warmup_ratio", "0.1", "--mixed_precision", "no",
             "--logging_steps", "2", "--seed", "0", *extra]
+
+
+def launch_two_cpu_processes(script: Path, args: list[str]) -> str:
+    """Run `script` under `accelerate launch` as two real CPU processes over gloo; return its stdout."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--main_process_port", str(port), str(script), *args]
+    result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "processes 2" in result.stdout  # a silent fall back to one process would fail here
+    return result.stdout

@@ -15,7 +15,7 @@ from shared.data import (DataError, ensure_validation, limit_samples, load_hub_o
 from shared.evaluation import load_metric
 from shared.losses import classification_loss
 from shared.models import resolve_model
-from shared.task import MetricSpec, Task, register_task
+from shared.task import DemoSpec, MetricSpec, Task, register_task
 
 SAMPLE_DIR = Path(__file__).resolve().parent / "sample_data"
 
@@ -167,6 +167,12 @@ class TextClassification(Task):
             return MetricSpec(load_metric("regression"), main, greater_is_better=not _lower_is_better(main))
         main = cfg.metric_for_best_model or "accuracy"
         return MetricSpec(load_metric("classification"), main, greater_is_better=not _lower_is_better(main))
+
+    # ------------------------------------------------------------------ demo
+    def demo(self) -> DemoSpec:
+        from tasks.text_classification.demo import demo_spec  # gradio is the [demo] extra: imported only here
+
+        return demo_spec()
 
 
 def _is_int(text: str) -> bool:

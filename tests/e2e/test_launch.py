@@ -54,7 +54,7 @@ def test_two_processes_evaluate_every_sample_once(tiny_bert_dir, tmp_path):
     assert evals and all(r["eval/num_samples"] == 31 for r in evals)
     # 96 rows / (8 per process * 2 processes) = 6 optimizer steps per epoch, 12 in all, logged once each.
     assert [r["step"] for r in history if "train/loss" in r] == list(range(1, 13))
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step_00000006"]
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step_00000006", "step_00000012"]
     assert (run / "best" / "model.safetensors").exists()
     results = json.loads((run / "results.json").read_text())
     # The confusion matrix counts each validation row exactly once.

@@ -24,8 +24,8 @@ CLS_PROBS = [
 CLS_REFS = [0, 0, 1, 1, 2, 2]
 
 
-def test_available_metrics_are_the_three_local_modules():
-    assert available_metrics() == ["classification", "multilabel", "regression"]
+def test_available_metrics_are_the_six_local_modules():
+    assert available_metrics() == ["chrf", "classification", "multilabel", "regression", "sacrebleu", "squad"]
     assert METRICS_DIR.is_dir()
 
 

@@ -1,0 +1,89 @@
+"""transformers.Trainer on the same model, images and settings as our image-classification recipe."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+import numpy as np
+import torch
+from transformers import AutoImageProcessor, AutoModelForImageClassification, Trainer, TrainingArguments
+
+from shared.config import parse_config
+from shared.evaluation import load_metric
+from shared.models import resolve_model
+from shared.task import get_task
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--recipe", required=True)
+    parser.add_argument("--output_dir", required=True)
+    parser.add_argument("--bf16", action="store_true")
+    parser.add_argument("--trainer_learning_rate", type=float, default=None,
+                        help="Trainer has one rate for every parameter; default: the recipe's --learning_rate")
+    parser.add_argument("--pipeline", choices=["timm", "suite"], default="timm",
+                        help="timm: the processor's own timm transforms (the documented way); suite: our task's "
+                             "model build, transforms and collate, to separate the loop from the input pipeline")
+    args, overrides = parser.parse_known_args()
+    import tasks  # noqa: F401
+    task = get_task("image_classification")
+    cfg = parse_config(task.config_class, ["--config", args.recipe, *overrides])
+    data = task.load_data(cfg)  # the same folders, label ids and image checks as our run
+    labels = task.label_names(cfg, data)
+    path = resolve_model(cfg.model_name_or_path)
+    processor = AutoImageProcessor.from_pretrained(path)
+    if args.pipeline == "suite":
+        model = task.build_model(cfg, labels)
+    else:
+        model = AutoModelForImageClassification.from_pretrained(
+            path, num_labels=len(labels), id2label=dict(enumerate(labels)),
+            label2id={n: i for i, n in enumerate(labels)}, ignore_mismatched_sizes=True)
+
+    # The documented way to train a timm model through transformers: the processor's own timm transforms
+    # (random resized crop, flip, colour jitter for training; resize and centre crop for evaluation).
+    def transformed(dataset, transform):
+        apply = lambda b: {"pixel_values": [transform(i.convert("RGB")) for i in b["image"]], "labels": b["label"]}
+        return dataset.with_transform(apply)
+
+    collate = lambda rows: {"pixel_values": torch.stack([r["pixel_values"] for r in rows]),
+                            "labels": torch.tensor([r["labels"] for r in rows])}
+    metric = load_metric("classification")
+
+    def compute_metrics(prediction):
+        probabilities = torch.tensor(prediction.predictions).float().softmax(-1).numpy()
+        return metric.compute(predictions=probabilities, references=np.asarray(prediction.label_ids))
+
+    steps = math.ceil(len(data["train"]) / cfg.per_device_train_batch_size) * cfg.num_train_epochs
+    training_args = TrainingArguments(
+        output_dir=args.output_dir, per_device_train_batch_size=cfg.per_device_train_batch_size,
+        per_device_eval_batch_size=cfg.per_device_eval_batch_size,
+        learning_rate=args.trainer_learning_rate or cfg.learning_rate, num_train_epochs=cfg.num_train_epochs,
+        weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_steps or math.ceil(cfg.warmup_ratio * steps),
+        lr_scheduler_type="linear", eval_strategy="epoch", save_strategy="no", logging_steps=cfg.logging_steps,
+        seed=cfg.seed, bf16=args.bf16, use_cpu=not torch.cuda.is_available(), report_to="none",
+        max_grad_norm=cfg.max_grad_norm, dataloader_num_workers=cfg.dataloader_num_workers,
+        remove_unused_columns=False)
+    if args.pipeline == "suite":
+        collate = task.collate_fn(cfg, processor)
+        train, validation = (task.preprocess(cfg, processor, data[s], s) for s in ("train", "validation"))
+    else:
+        train = transformed(data["train"], processor.train_transforms)
+        validation = transformed(data["validation"], processor.val_transforms)
+    trainer = Trainer(model=model, args=training_args, data_collator=collate, compute_metrics=compute_metrics,
+                      train_dataset=train, eval_dataset=validation)
+    train_output = trainer.train()
+    evals = [row for row in trainer.state.log_history if "eval_accuracy" in row]
+    result = {"last_eval_accuracy": evals[-1]["eval_accuracy"], "last_eval_f1": evals[-1]["eval_f1"],
+              "eval_accuracy": max(row["eval_accuracy"] for row in evals),
+              "eval_f1": max(evals, key=lambda row: row["eval_accuracy"])["eval_f1"],
+              "train_runtime": train_output.metrics["train_runtime"],
+              "train_samples_per_second": train_output.metrics["train_samples_per_second"],
+              "learning_rate": training_args.learning_rate, "torch_threads": torch.get_num_threads(),
+              "pipeline": args.pipeline}
+    with open(f"{args.output_dir}/trainer_results.json", "w") as handle:
+        json.dump(result, handle, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""transformers.Trainer on the same model, windows and settings as our question-answering recipe,
+with the standard n-best span postprocessing (the same algorithm as the transformers QA example)."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections import defaultdict
+
+import torch
+from transformers import AutoModelForQuestionAnswering, DataCollatorWithPadding, Trainer, TrainingArguments
+
+from shared.config import parse_config
+from shared.evaluation import load_metric
+from shared.models import resolve_model
+from shared.task import get_task
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--recipe", required=True)
+    parser.add_argument("--output_dir", required=True)
+    parser.add_argument("--bf16", action="store_true")
+    args, overrides = parser.parse_known_args()
+    import tasks  # noqa: F401
+    from tasks.question_answering.spans import best_answers
+
+    task = get_task("question_answering")
+    cfg = parse_config(task.config_class, ["--config", args.recipe, *overrides])
+    data = task.load_data(cfg)  # the same files and validation as our run
+    tokenizer = task.build_processor(cfg)
+    model = AutoModelForQuestionAnswering.from_pretrained(resolve_model(cfg.model_name_or_path))
+    train = task.preprocess(cfg, tokenizer, data["train"], "train")  # the same strided windows and labels
+    features = task.preprocess(cfg, tokenizer, data["validation"], "validation")
+    steps = math.ceil(len(train) / cfg.per_device_train_batch_size) * cfg.num_train_epochs
+    training_args = TrainingArguments(
+        output_dir=args.output_dir, per_device_train_batch_size=cfg.per_device_train_batch_size,
+        per_device_eval_batch_size=cfg.per_device_eval_batch_size, learning_rate=cfg.learning_rate,
+        num_train_epochs=cfg.num_train_epochs, weight_decay=cfg.weight_decay,
+        warmup_steps=cfg.warmup_steps or math.ceil(cfg.warmup_ratio * steps), lr_scheduler_type="linear",
+        eval_strategy="no", save_strategy="no", logging_steps=cfg.logging_steps, seed=cfg.seed, bf16=args.bf16,
+        use_cpu=not torch.cuda.is_available(), report_to="none", max_grad_norm=cfg.max_grad_norm)
+    trainer = Trainer(model=model, args=training_args, train_dataset=train,
+                      data_collator=DataCollatorWithPadding(tokenizer))
+    train_output = trainer.train()
+    # Trainer pads the logits of every batch to one width; the offsets say which positions are real.
+    output = trainer.predict(features.remove_columns(["example_index", "offset_mapping"]))
+    start_logits, end_logits = output.predictions
+    windows = defaultdict(list)
+    for start, end, index, offsets in zip(start_logits, end_logits, features["example_index"], features["offset_mapping"]):
+        windows[index].append((start, end, [tuple(o) if o is not None else None for o in offsets]))
+    predictions, references = [], []
+    for index, example in enumerate(data["validation"]):
+        answer = best_answers(windows[index], example["context"], cfg.n_best_size, cfg.max_answer_length,
+                              cfg.version_2_with_negative, cfg.null_score_diff_threshold)[0]["answer"]
+        predictions.append({"id": example["id"], "prediction_text": answer})
+        references.append({"id": example["id"], "answers": example["answers"]})
+    scores = load_metric("squad").compute(predictions=predictions, references=references,
+                                          version_2_with_negative=cfg.version_2_with_negative)
+    result = {"eval_exact_match": scores["exact_match"], "eval_f1": scores["f1"],
+              "train_runtime": train_output.metrics["train_runtime"],
+              "train_samples_per_second": train_output.metrics["train_samples_per_second"]}
+    with open(f"{args.output_dir}/trainer_results.json", "w") as handle:
+        json.dump(result, handle, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""Seq2SeqTrainer on the same model, tokenizer, data and settings as our translation recipe."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+import torch
+from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainer, Seq2SeqTrainingArguments, set_seed
+
+from shared.config import parse_config
+from shared.evaluation import load_metric
+from shared.task import get_task
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--recipe", required=True)
+    parser.add_argument("--output_dir", required=True)
+    parser.add_argument("--bf16", action="store_true")
+    args, overrides = parser.parse_known_args()
+    import tasks  # noqa: F401
+    from tasks.translation.modeling import build_seq2seq
+
+    task = get_task("translation")
+    cfg = parse_config(task.config_class, ["--config", args.recipe, *overrides])
+    data = task.load_data(cfg)  # the same pairs and validation as our run
+    tokenizer = task.build_processor(cfg)  # marian-scratch: the same cached BPE tokenizer
+    set_seed(cfg.seed)
+    model = build_seq2seq(cfg, tokenizer)
+    train = task.preprocess(cfg, tokenizer, data["train"], "train").remove_columns(["example_index"])
+    valid = task.preprocess(cfg, tokenizer, data["validation"], "validation").remove_columns(["example_index"])
+    steps = math.ceil(len(train) / cfg.per_device_train_batch_size) * cfg.num_train_epochs
+    training_args = Seq2SeqTrainingArguments(
+        output_dir=args.output_dir, per_device_train_batch_size=cfg.per_device_train_batch_size,
+        per_device_eval_batch_size=cfg.per_device_eval_batch_size, learning_rate=cfg.learning_rate,
+        num_train_epochs=cfg.num_train_epochs, weight_decay=cfg.weight_decay,
+        warmup_steps=cfg.warmup_steps or math.ceil(cfg.warmup_ratio * steps), lr_scheduler_type="linear",
+        label_smoothing_factor=cfg.label_smoothing, predict_with_generate=True,
+        generation_num_beams=cfg.num_beams, generation_max_length=cfg.generation_length(),
+        eval_strategy="no", save_strategy="no", logging_steps=cfg.logging_steps, seed=cfg.seed, bf16=args.bf16,
+        use_cpu=not torch.cuda.is_available(), report_to="none", max_grad_norm=cfg.max_grad_norm)
+    trainer = Seq2SeqTrainer(model=model, args=training_args, train_dataset=train,
+                             # model= adds decoder_input_ids: Trainer's label smoother pops the labels
+                             data_collator=DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100))
+    train_output = trainer.train()
+    output = trainer.predict(valid)
+    ids = output.predictions
+    ids[ids < 0] = tokenizer.pad_token_id  # Trainer pads generated ids across batches with -100
+    predictions = [t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True)]
+    references = [[t] for t in data["validation"]["target"]]
+    bleu = load_metric("sacrebleu").compute(predictions=predictions, references=references)
+    chrf = load_metric("chrf").compute(predictions=predictions, references=references)
+    result = {"eval_bleu": bleu["bleu"], "eval_chrf": chrf["chrf"],
+              "train_runtime": train_output.metrics["train_runtime"],
+              "train_samples_per_second": train_output.metrics["train_samples_per_second"],
+              "predict_seconds": output.metrics.get("test_runtime")}
+    with open(f"{args.output_dir}/trainer_results.json", "w") as handle:
+        json.dump(result, handle, indent=1)
+
+
+if __name__ == "__main__":
+    main()

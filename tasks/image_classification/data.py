@@ -1,0 +1,150 @@
+"""Image classification data: folders, (image path, label) tables and hub datasets as checked image/label splits."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import datasets
+from datasets import ClassLabel, DatasetDict
+
+from shared.config import ConfigError
+from shared.data import DataError, load_hub_or_files, read_label_names, require_columns, row_name
+from shared.vision import check_image_column, load_image_folders
+
+Describe = Callable[[int], str]
+
+
+def load_raw(cfg, default_dir: Callable[[], Path]) -> tuple[DatasetDict, dict[str, Describe]]:
+    """Splits with an `image` (datasets.Image) and a raw `label` column, and how to name each row in errors."""
+    sources = [name for name in ("dataset_name", "train_dir", "train_file") if getattr(cfg, name)]
+    if len(sources) > 1:
+        raise ConfigError(f"give one data source, not {['--' + s for s in sources]}")
+    if not sources:  # the embedded default: synthetic shapes drawn once into the cache
+        folder = default_dir()
+        cfg.train_dir, cfg.validation_dir = str(folder / "train"), str(folder / "validation")
+        cfg.image_column, cfg.label_column = "image", "label"
+    if cfg.train_dir:
+        data = load_image_folders(cfg.train_dir, cfg.validation_dir)
+        return data, {split: (lambda row: "") for split in data}
+    if cfg.validation_dir:
+        raise ConfigError("--validation_dir goes with --train_dir; with --train_file use --validation_file")
+    data, where = load_hub_or_files(cfg)
+    for split, dataset in data.items():
+        require_columns(dataset, [cfg.image_column, cfg.label_column], where[split])
+    if cfg.train_file:
+        data = DatasetDict({split: _paths_to_images(ds, cfg.image_column, where[split]) for split, ds in data.items()})
+        describe = {split: (lambda row, s=where[split]: row_name(s, row)) for split in data}
+    else:
+        describe = {split: (lambda row, s=where[split]: f"{s} row {row}") for split in data}
+    renames = {cfg.image_column: "image", cfg.label_column: "label"}
+    data = DatasetDict({k: v.rename_columns({a: b for a, b in renames.items() if a != b}) for k, v in data.items()})
+    return data, describe
+
+
+def _paths_to_images(dataset: datasets.Dataset, column: str, source: str) -> datasets.Dataset:
+    """Image paths (relative to the table's folder, or absolute) checked to exist, cast to datasets.Image."""
+    base = Path(source).parent
+    paths = []
+    for row, value in enumerate(dataset[column]):
+        if value is None or not str(value).strip():
+            raise DataError(f"{row_name(source, row)}: empty image path in column {column!r}")
+        path = base / str(value).strip()  # an absolute value replaces base
+        if not path.is_file():
+            raise DataError(f"{row_name(source, row)}: image file {path} not found (paths are relative to {base})")
+        paths.append(str(path))
+    return dataset.remove_columns(column).add_column(column, paths).cast_column(column, datasets.Image())
+
+
+def check_images(data: DatasetDict, describe: dict[str, Describe]) -> None:
+    """Open every image once (cheap verify, see shared.vision.check_image) before any training step."""
+    for split, dataset in data.items():
+        check_image_column(dataset, "image", describe[split])
+
+
+# ---------------------------------------------------------------- labels
+def encode_labels(data: DatasetDict, cfg, describe: dict[str, Describe]) -> DatasetDict:
+    """Single-label: a ClassLabel column. Multi-label: a list of ClassLabel ids per image."""
+    if cfg.problem_type == "multi_label_classification":
+        return _encode_multi(data, cfg, describe)
+    feature = data["train"].features["label"]
+    if isinstance(feature, ClassLabel):
+        _check_validation_classes(data, describe)
+        return data
+    if isinstance(feature, datasets.List):
+        raise DataError(f"{describe['train'](0) or 'train'}: labels are lists; for multi-label data pass "
+                        "--problem_type multi_label_classification")
+    values = list(data["train"]["label"])
+    if None in values:
+        raise DataError(f"{describe['train'](values.index(None))}: missing label")
+    names = _names(cfg, values)
+    if len(names) < 2:
+        raise DataError(f"{cfg.train_file}: column {cfg.label_column!r} has a single class {names}; "
+                        "classification needs at least two")
+    index = {name: i for i, name in enumerate(names)}
+    for split, dataset in data.items():
+        for row, value in enumerate(dataset["label"]):
+            if str(value) not in index:
+                raise DataError(f"{describe[split](row)}: unknown label {value!r}; the training labels are {names}")
+    return _with_feature(data, ClassLabel(names=names), lambda values: [index[str(v)] for v in values])
+
+
+def _encode_multi(data: DatasetDict, cfg, describe: dict[str, Describe]) -> DatasetDict:
+    feature = data["train"].features["label"]
+    if isinstance(feature, datasets.List) and isinstance(feature.feature, ClassLabel):
+        return data
+    if isinstance(feature, ClassLabel):
+        raise ConfigError("--problem_type multi_label_classification needs several labels per image "
+                          "(a list, or a string joined by --label_separator); these labels are single classes")
+
+    def split_labels(value) -> list[str]:
+        if value is None:
+            return []
+        parts = value if isinstance(value, list) else str(value).split(cfg.label_separator)
+        return [str(p).strip() for p in parts if str(p).strip()]
+
+    names = sorted({name for value in data["train"]["label"] for name in split_labels(value)})
+    if len(names) < 2:
+        raise DataError(f"{describe['train'](0)}: multi-label data needs at least two label names, found {names}")
+    index = {name: i for i, name in enumerate(names)}
+    for split, dataset in data.items():
+        for row, value in enumerate(dataset["label"]):
+            unknown = [n for n in split_labels(value) if n not in index]
+            if unknown:
+                raise DataError(f"{describe[split](row)}: unknown label(s) {unknown}; the training labels are {names}")
+    return _with_feature(data, datasets.List(ClassLabel(names=names)),
+                         lambda values: [[index[n] for n in split_labels(v)] for v in values])
+
+
+def _with_feature(data: DatasetDict, feature, encode) -> DatasetDict:
+    def convert(dataset):
+        features = dataset.features.copy()
+        features["label"] = feature
+        # input_columns: only the labels are read and rewritten; the images are never decoded here
+        return dataset.map(lambda labels: {"label": encode(labels)}, input_columns="label", batched=True,
+                           features=features, desc="encoding labels")
+
+    return DatasetDict({k: convert(v) for k, v in data.items()})
+
+
+def _names(cfg, values) -> list[str]:
+    """Class names in id order: integer labels keep their ids (names from a labels.json beside the train
+    file when there is one), other labels are sorted."""
+    distinct = {str(v) for v in values}
+    if all(v.isdigit() for v in distinct):
+        count = max(int(v) for v in distinct) + 1
+        named = read_label_names(Path(cfg.train_file).parent / "labels.json") if cfg.train_file else None
+        return named if named and len(named) >= count else [str(i) for i in range(count)]
+    return sorted(distinct)
+
+
+def _check_validation_classes(data: DatasetDict, describe: dict[str, Describe]) -> None:
+    """A validation class with no training example cannot be learnt: refuse it, naming an image."""
+    if "validation" not in data:
+        return
+    seen = set(data["train"]["label"])
+    names = data["train"].features["label"].names
+    for row, label in enumerate(data["validation"]["label"]):
+        if label not in seen:
+            image = data["validation"].cast_column("image", datasets.Image(decode=False))[row]["image"]
+            where = " ".join(filter(None, [describe["validation"](row), image.get("path")]))
+            raise DataError(f"{where}: class {names[label]!r} has no training example")

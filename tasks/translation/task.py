@@ -1,0 +1,184 @@
+"""Translation hooks: sentence pairs, a seq2seq model, beam-search evaluation scored with sacreBLEU and chrF."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import evaluate
+import torch
+import torch.nn.functional as F
+from datasets import Dataset, DatasetDict
+from transformers import DataCollatorForSeq2Seq
+
+from shared.config import ConfigError, TrainConfig
+from shared.data import ensure_validation, limit_samples, load_hub_or_files
+from shared.evaluation import load_metric
+from shared.task import DemoSpec, MetricSpec, Task, register_task
+from tasks.translation.data import from_hub_split, load_split, validated
+from tasks.translation.modeling import SCRATCH, build_seq2seq, build_tokenizer
+from tasks.translation.pipeline import TAG
+from tasks.translation.sample_data import SOURCE_LANG, TARGET_LANG, make_pairs
+
+INDEX = "example_index"  # batch entry naming the validation row; not a model input
+
+
+@dataclass
+class TranslationConfig(TrainConfig):
+    model_name_or_path: str = field(default=SCRATCH, metadata={"help": (
+        f"'{SCRATCH}': a small Marian trained from scratch with a BPE tokenizer trained on the data; 'minilm' or "
+        "an encoder dir: bert2bert warm start; or any seq2seq hub id / dir.")})
+    source_lang: Optional[str] = field(default=None, metadata={"help": "Source key in the data (e.g. de)."})
+    target_lang: Optional[str] = field(default=None, metadata={"help": "Target key in the data (e.g. en)."})
+    source_prefix: str = field(default="", metadata={"help": "Prepended to every source, e.g. 'translate German to English: '."})
+    max_source_length: int = 128
+    max_target_length: int = 128
+    generation_max_length: Optional[int] = field(default=None, metadata={"help": "Default: max_target_length."})
+    num_beams: int = 4
+    group_by_length: bool = True  # similar lengths per batch: dynamic padding then wastes little
+    learning_rate: float = 5e-4  # from-scratch default; warm-started models want ~5e-5
+    warmup_ratio: float = 0.1
+    label_smoothing: float = 0.1
+    # marian-scratch size
+    vocab_size: int = field(default=8000, metadata={"help": f"{SCRATCH}: joint BPE vocabulary size."})
+    d_model: int = 256
+    encoder_layers: int = 3
+    decoder_layers: int = 3
+    attention_heads: int = 4
+    ffn_dim: int = 1024
+    dropout: float = 0.1
+    num_report_samples: int = field(default=50, metadata={"help": "Translations listed in samples.md."})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.num_beams < 1:
+            raise ConfigError(f"--num_beams must be >= 1, got {self.num_beams}")
+        if self.source_lang and self.source_lang == self.target_lang:
+            raise ConfigError(f"--source_lang and --target_lang are both {self.source_lang!r}")
+
+    def generation_length(self) -> int:
+        return self.generation_max_length or self.max_target_length
+
+
+@register_task("translation")
+class Translation(Task):
+    config_class = TranslationConfig
+    pipeline_tag = TAG
+
+    # ------------------------------------------------------------------ data
+    def load_data(self, cfg) -> DatasetDict:
+        src, tgt = cfg.source_lang, cfg.target_lang
+        if cfg.dataset_name:
+            raw, sources = load_hub_or_files(cfg)
+            data = DatasetDict({k: from_hub_split(v, sources[k], src, tgt) for k, v in raw.items()})
+        elif cfg.train_file:
+            data = DatasetDict({"train": load_split(cfg.train_file, src, tgt)})
+            if cfg.validation_file:
+                data["validation"] = load_split(cfg.validation_file, src, tgt)
+        else:  # the embedded sample: offline, learnable in a minute or two
+            cfg.source_lang, cfg.target_lang = SOURCE_LANG, TARGET_LANG
+            data = DatasetDict({split: _sample(n, seed) for split, n, seed in (("train", 2000, 0), ("validation", 100, 1))})
+        data = limit_samples(ensure_validation(data, cfg), cfg)
+        self.train_texts = list(data["train"]["source"]) + list(data["train"]["target"])  # for a tokenizer trained from scratch
+        self.label_smoothing = cfg.label_smoothing
+        return data
+
+    # ------------------------------------------------------------------ model
+    def build_processor(self, cfg):
+        self.tokenizer = build_tokenizer(cfg, getattr(self, "train_texts", []))
+        return self.tokenizer
+
+    def build_model(self, cfg, labels):
+        model = build_seq2seq(cfg, self.tokenizer)
+        self.generate_kwargs = {"num_beams": cfg.num_beams, "max_length": cfg.generation_length()}
+        return model
+
+    # ------------------------------------------------------------------ batches
+    def preprocess(self, cfg, processor, dataset, split: str):
+        def encode(batch, indices):
+            encoded = processor([cfg.source_prefix + s for s in batch["source"]], max_length=cfg.max_source_length,
+                                truncation=True)
+            labels = processor(text_target=batch["target"], max_length=cfg.max_target_length, truncation=True)
+            # BERT-style tokenizers open with [CLS], which is already the decoder start token: drop it
+            cls = processor.cls_token_id
+            encoded["labels"] = [ids[1:] if cls is not None and ids[0] == cls else ids for ids in labels["input_ids"]]
+            encoded.pop("token_type_ids", None)
+            encoded[INDEX] = indices
+            return encoded
+
+        return dataset.map(encode, batched=True, with_indices=True, remove_columns=dataset.column_names,
+                           num_proc=cfg.preprocessing_num_workers, desc=f"tokenizing {split}")
+
+    def collate_fn(self, cfg, processor):
+        # Labels are padded with -100 so padding never counts in the loss.
+        pad = DataCollatorForSeq2Seq(processor, label_pad_token_id=-100,
+                                     pad_to_multiple_of=8 if torch.cuda.is_available() else None)
+
+        def collate(rows: list[dict]) -> dict:
+            indices = [row.pop(INDEX) for row in rows]
+            return {**pad(rows), INDEX: torch.tensor(indices)}
+
+        return collate
+
+    def compute_loss(self, model, batch, class_weights):
+        outputs = model(**{k: v for k, v in batch.items() if k != INDEX})
+        if not self.label_smoothing:
+            return outputs.loss, outputs
+        logits, labels = outputs.logits.float(), batch["labels"]
+        loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100,
+                               label_smoothing=self.label_smoothing)
+        return loss, outputs
+
+    def eval_step(self, model, batch, class_weights=None):
+        loss, _ = self.compute_loss(model, batch, None)
+        generator = getattr(model, "module", model)  # a distributed wrapper keeps generate() on its module
+        ids = generator.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                 **self.generate_kwargs)
+        texts = [t.strip() for t in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+        return loss, texts, batch[INDEX]
+
+    # ------------------------------------------------------------------ metrics
+    def metric(self, cfg) -> MetricSpec:
+        return MetricSpec(evaluate.combine([load_metric("sacrebleu"), load_metric("chrf")]), "bleu")
+
+    @staticmethod
+    def _pairs(batches: list[tuple], dataset) -> tuple[list[str], list[str], list[int]]:
+        predictions = [text for texts, _ in batches for text in texts]
+        indices = [int(i) for _, index in batches for i in index]
+        targets = list(dataset["target"])
+        return predictions, [targets[i] for i in indices], indices
+
+    def compute_metrics(self, cfg, spec: MetricSpec, batches: list[tuple], dataset) -> dict:
+        predictions, references, _ = self._pairs(batches, dataset)
+        scores = spec.module.compute(predictions=predictions, references=[[r] for r in references])
+        lengths = [len(p.split()) for p in predictions]
+        return {"bleu": scores["bleu"], "chrf": scores["chrf"], "bp": scores["bp"],
+                "gen_len": sum(lengths) / max(1, len(lengths)), "num_samples": len(predictions),
+                "signature": scores["sacrebleu_signature"]}
+
+    def eval_report(self, cfg, out_dir, batches, dataset, labels) -> None:
+        # The engine hands reports the run's plots/ folder; translations belong beside results.json.
+        run_dir = Path(out_dir).parent
+        predictions, references, indices = self._pairs(batches, dataset)
+        sources = list(dataset["source"])
+        rows = [{"source": sources[i], "reference": r, "prediction": p}
+                for p, r, i in zip(predictions, references, indices)]
+        with (run_dir / "translations.jsonl").open("w") as handle:
+            handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+        table = "\n".join(f"| {r['source']} | {r['reference']} | {r['prediction']} |"
+                          for r in rows[:cfg.num_report_samples])
+        (run_dir / "samples.md").write_text(f"| source | reference | prediction |\n|---|---|---|\n{table}\n")
+
+    def demo(self) -> DemoSpec:
+        import gradio as gr
+
+        return DemoSpec(pipeline_tag=TAG, predict=lambda pipe, text: pipe(text)[0]["translation_text"],
+                        inputs=lambda: [gr.Textbox(label="Source text", lines=3)],
+                        outputs=lambda: [gr.Textbox(label="Translation")],
+                        examples=[[row["translation"][SOURCE_LANG]] for row in make_pairs(3, seed=7)])
+
+
+def _sample(n: int, seed: int) -> Dataset:
+    pairs = [(r["translation"][SOURCE_LANG], r["translation"][TARGET_LANG]) for r in make_pairs(n, seed)]
+    return validated(pairs, [f"sample row {i}" for i in range(n)])

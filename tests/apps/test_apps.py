@@ -1,0 +1,91 @@
+"""The real app scripts on loopback, driven with gradio_client: labels, friendly errors, the launcher, load."""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from gradio_client import Client
+from gradio_client.exceptions import AppError
+
+from shared.demo import main, serve_all, train_command
+from shared.task import get_task, list_tasks
+from tests.apps.conftest import NEGATIVE_TEXT, POSITIVE_TEXT
+
+pytestmark = pytest.mark.slow
+
+
+def _client(url: str) -> Client:
+    return Client(url, verbose=False, download_files=False)
+
+
+def test_text_app_returns_the_trained_label_names(text_app):
+    client = _client(text_app)
+    assert client.predict(POSITIVE_TEXT, api_name="/predict")["label"] == "pos"
+    result = client.predict(NEGATIVE_TEXT, api_name="/predict")
+    assert result["label"] == "neg"
+    assert {c["label"] for c in result["confidences"]} == {"neg", "pos"}
+    assert abs(sum(c["confidence"] for c in result["confidences"]) - 1) < 1e-4
+
+
+@pytest.mark.parametrize("text", ["", "   \n "])
+def test_empty_text_gets_the_friendly_error(text_app, text):
+    with pytest.raises(AppError, match=r"^Please enter some text in 'Text' first\.$"):
+        _client(text_app).predict(text, api_name="/predict")
+
+
+def test_over_long_text_is_cut_and_still_classified(text_app):
+    # 6,000 characters: past the spec's max_chars and far past the tiny model's 64 positions.
+    assert _client(text_app).predict(POSITIVE_TEXT + " lovely" * 800, api_name="/predict")["label"] == "pos"
+
+
+def test_text_app_shows_the_model_card_and_examples(text_app, models_dir):
+    config = _client(text_app).config
+    markdown = " ".join(str(c.get("props", {}).get("value", "")) for c in config["components"]
+                        if c.get("type") == "markdown")
+    assert str(models_dir / "text_classification" / "run" / "best") in markdown
+    assert "- **labels**: neg, pos" in markdown and "| accuracy |" in markdown
+    assert any(c.get("type") == "dataset" for c in config["components"])  # gr.Examples
+
+
+def test_fifty_concurrent_requests_all_succeed(text_app):
+    client = _client(text_app)
+    texts = [POSITIVE_TEXT if i % 2 == 0 else NEGATIVE_TEXT for i in range(50)]
+    with ThreadPoolExecutor(50) as pool:
+        labels = list(pool.map(lambda text: client.predict(text, api_name="/predict")["label"], texts))
+    assert labels == ["pos" if i % 2 == 0 else "neg" for i in range(50)]
+
+
+def test_launcher_serves_a_tab_per_trained_task(launcher_app, models_dir):
+    client = _client(launcher_app)
+    tabs = [c["props"]["label"] for c in client.config["components"] if c.get("type") == "tabitem"]
+    assert tabs == ["Text classification"]
+    assert client.predict(POSITIVE_TEXT, api_name="/text_classification")["label"] == "pos"
+    notes = next(c["props"]["value"] for c in client.config["components"] if c["props"].get("elem_id") == "notes")
+    untrained = [name for name in list_tasks() if name != "text_classification" and get_task(name).demo()]
+    for name in untrained:  # tasks with a demo but no model are listed with the command that trains one
+        assert train_command(name) in notes
+
+
+def test_app_without_a_model_says_how_to_train_one(tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        main("text_classification", ["--models_dir", str(tmp_path)])
+    message = str(exit_info.value.code)
+    assert f"no trained text_classification model under {tmp_path / 'text_classification'}/" in message
+    assert "accelerate launch tasks/text_classification/train.py" in message
+
+
+@pytest.mark.parametrize("model, expected", [
+    ("{tmp}/outputs/text_classification/run/best", "no such model folder"),
+    ("{tmp}", "not a saved model (no config.json)"),
+])
+def test_bad_model_folder_is_refused_in_plain_words(tmp_path, model, expected):
+    with pytest.raises(SystemExit) as exit_info:
+        main("text_classification", ["--model", model.format(tmp=tmp_path)])
+    assert expected in str(exit_info.value.code)
+    assert "Traceback" not in str(exit_info.value.code)
+
+
+def test_launcher_without_any_model_lists_the_train_commands(tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        serve_all(["--models_dir", str(tmp_path)])
+    assert "accelerate launch tasks/text_classification/train.py" in str(exit_info.value.code)

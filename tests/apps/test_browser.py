@@ -1,0 +1,104 @@
+"""The apps in a real headless Chromium: type, click, read what the page shows, and keep a screenshot."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from tests.apps.conftest import NEGATIVE_TEXT, POSITIVE_TEXT
+from tests.apps.server import ROOT
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists():
+    pytest.skip("no /usr/bin/chromium: install it with `apt-get install chromium chromium-driver` "
+                "(.ci/system-packages does this in CI)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is in the [test] extra")
+
+pytestmark = pytest.mark.slow
+# Chromium's own background traffic (updates, sync, field trials) switched off: the page is all it loads.
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--no-first-run", "--disable-sync", "--disable-quic", "--disable-dev-shm-usage"]
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}  # urlparse drops the brackets of [::1]
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    """A fresh headless Chromium page; any request leaving the machine is blocked and recorded."""
+    outside = []
+
+    def guard(route):
+        host = urlparse(route.request.url).hostname
+        if route.request.url.startswith(("http://", "https://", "ws://", "wss://")) and host not in LOOPBACK:
+            outside.append(route.request.url)
+            return route.abort()
+        return route.continue_()
+
+    with sync_api.sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=str(CHROMIUM), headless=True,
+            args=ARGS, viewport={"width": 1280, "height": 900})
+        context.route("**/*", guard)
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        yield page
+        context.close()
+    assert not outside, f"the page tried to reach outside the machine: {outside}"
+
+
+def _screenshot(page, tmp_path, name: str) -> Path:
+    """Into the test's tmp dir; FINETUNE_UPDATE_SCREENSHOTS=1 also refreshes docs/screenshots/ for the README."""
+    path = tmp_path / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    if os.environ.get("FINETUNE_UPDATE_SCREENSHOTS") == "1":
+        (ROOT / "docs" / "screenshots").mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, ROOT / "docs" / "screenshots" / path.name)
+    return path
+
+
+def _classify(page, run_id: str, text: str) -> str:
+    page.locator("textarea").first.fill(text)
+    page.locator(f"#{run_id}").click()
+    label = page.get_by_test_id("label-output-value")
+    sync_api.expect(label).to_have_text("pos" if text == POSITIVE_TEXT else "neg")
+    return label.inner_text()
+
+
+def _expect_notice(page, text: str) -> None:
+    """A gradio toast holding `text`, once it has faded in (so the screenshot shows it)."""
+    sync_api.expect(page.locator(".toast-body").filter(has_text=text)).to_have_css("opacity", "1")
+
+
+def test_text_app_in_the_browser(page, text_app, models_dir, tmp_path):
+    page.goto(text_app)
+    sync_api.expect(page.get_by_text("Label scores").first).to_be_visible()
+    assert str(models_dir / "text_classification" / "run" / "best") in page.locator("#card-predict").inner_text()
+    assert _classify(page, "run-predict", NEGATIVE_TEXT) == "neg"
+    assert _classify(page, "run-predict", POSITIVE_TEXT) == "pos"
+    _screenshot(page, tmp_path, "text_classification")
+
+    page.locator("textarea").first.fill("   ")
+    page.locator("#run-predict").click()
+    _expect_notice(page, "Please enter some text in 'Text' first.")
+    _screenshot(page, tmp_path, "text_classification_empty")
+
+    page.locator("textarea").first.fill(POSITIVE_TEXT + " lovely" * 800)
+    page.locator("#run-predict").click()
+    _expect_notice(page, "'Text' is 5,630 characters long; only the first 5,000 are used.")
+    sync_api.expect(page.get_by_test_id("label-output-value")).to_have_text("pos")
+
+
+def test_example_sentences_fill_the_input(page, text_app):
+    page.goto(text_app)
+    page.get_by_text("Stopped working after two days.").first.click()
+    sync_api.expect(page.locator("textarea").first).to_have_value(
+        "Stopped working after two days. A complete waste of money.")
+
+
+def test_launcher_in_the_browser(page, launcher_app, tmp_path):
+    page.goto(launcher_app)
+    page.get_by_role("tab", name="Text classification").click()
+    assert _classify(page, "run-text_classification", POSITIVE_TEXT) == "pos"
+    _screenshot(page, tmp_path, "launcher")
