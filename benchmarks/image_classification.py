@@ -22,24 +22,24 @@ RECIPE = "tasks/image_classification/recipes/hymenoptera.yaml"
 METRICS = ["last_eval_accuracy", "eval_accuracy", "last_eval_f1", "train_samples_per_second", "peak_rss_mb"]
 
 
-def _ours(common: list[str], work: Path, seed: int) -> dict:
+def _ours(common: list[str], work: Path, seed: int, env: dict) -> dict:
     out = work / f"ours_seed{seed}"
     measured = run_measured(python_command("tasks/image_classification/train.py", "--config", RECIPE, *common,
                                            "--seed", str(seed), "--output_dir", str(out), "--run_name", "run"),
-                            work / f"{out.name}.log")
+                            work / f"{out.name}.log", env)
     results = json.loads((out / "run" / "results.json").read_text())
     return {"run": "ours", "seed": seed, **measured, **{k: results[k] for k in METRICS[:-1]},
             "precision": results["precision"], "torch_threads": len(os.sched_getaffinity(0))}  # cpu_threads auto
 
 
-def _trainer(common: list[str], work: Path, seed: int, args: argparse.Namespace, bf16: bool) -> dict:
+def _trainer(common: list[str], work: Path, seed: int, args: argparse.Namespace, bf16: bool, env: dict) -> dict:
     out = work / f"trainer_seed{seed}"
     out.mkdir(parents=True, exist_ok=True)
     extra = ["--pipeline", args.trainer_pipeline] + (["--bf16"] if bf16 else []) + (
         ["--trainer_learning_rate", str(args.trainer_learning_rate)] if args.trainer_learning_rate else [])
     measured = run_measured(python_command("benchmarks/baselines/image_classification_trainer.py", "--recipe",
                                            RECIPE, "--output_dir", str(out), *extra, *common, "--seed", str(seed)),
-                            work / f"{out.name}.log")
+                            work / f"{out.name}.log", env)
     results = json.loads((out / "trainer_results.json").read_text())
     name = f"transformers.Trainer (lr {results['learning_rate']:g}, {results['pipeline']} transforms)"
     return {"run": name, "seed": seed, **measured,
@@ -70,6 +70,9 @@ def main() -> None:
                         help="Trainer's one rate for all weights (default: the recipe's --learning_rate)")
     parser.add_argument("--quick", action="store_true", help="1 epoch: checks the plumbing")
     parser.add_argument("--tag", default="", help="suffix of the result file name, for variants")
+    parser.add_argument("--omp_passive", action="store_true",
+                        help="OMP_WAIT_POLICY=PASSIVE for both sides: idle OpenMP threads sleep instead of spinning, "
+                             "which keeps a busy shared machine from slowing small ops 10-100x")
     parser.add_argument("--trainer_pipeline", choices=["timm", "suite"], default="timm",
                         help="Trainer's input pipeline: timm's own transforms, or our task's (see the baseline)")
     args = parser.parse_args()
@@ -79,10 +82,11 @@ def main() -> None:
     precision = resolve_mixed_precision("auto")  # what our side's --mixed_precision auto picks here
     work = Path(tempfile.mkdtemp(prefix="bench_ic_"))
     machine = machine_info()
+    env = {"OMP_WAIT_POLICY": "PASSIVE"} if args.omp_passive else {}
     rows = []
     for seed in args.seeds:  # alternate the sides, so a noisy neighbour hits both alike
-        rows.append({**_ours(common, work, seed), "load_1m_before": round(os.getloadavg()[0], 2)})
-        rows.append({**_trainer(common, work, seed, args, precision == "bf16"),
+        rows.append({**_ours(common, work, seed, env), "load_1m_before": round(os.getloadavg()[0], 2)})
+        rows.append({**_trainer(common, work, seed, args, precision == "bf16", env),
                      "load_1m_before": round(os.getloadavg()[0], 2)})
     summary = _summary(rows)
     trainer = summary[-1]
@@ -94,7 +98,7 @@ def main() -> None:
     table = markdown_table(summary, columns)
     setup = {"model": "mobilenetv2 (packaged, ImageNet)", "data": str(data), "recipe": RECIPE, "precision": precision,
              "torch_threads": len(os.sched_getaffinity(0)), "cpu_has_native_bf16": cpu_has_native_bf16(),
-             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default")}
+             "omp_wait_policy": env.get("OMP_WAIT_POLICY", os.environ.get("OMP_WAIT_POLICY", "default"))}
     path = write_result("image_classification" + (f"-{args.tag}" if args.tag else ""), {"machine": machine, "setup": setup, "args": vars(args),
                                                  "rows": rows, "summary": summary, "table": table})
     print(table)
