@@ -1,6 +1,6 @@
 """Question answering benchmark: our engine vs transformers.Trainer on XQuAD English with MiniLM.
 
-    python -m benchmarks.question_answering [--epochs 3] [--learning_rate 5e-5] [--quick]
+    python -m benchmarks.question_answering [--epochs 5] [--learning_rate 1e-4] [--quick]
 """
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ RECIPE = "tasks/question_answering/recipes/xquad.yaml"
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--epochs", default="3")
-    parser.add_argument("--learning_rate", default="5e-5")
+    parser.add_argument("--epochs", default="5")
+    parser.add_argument("--learning_rate", default="1e-4")
     parser.add_argument("--quick", action="store_true", help="300 training questions, 1 epoch")
     args = parser.parse_args()
     data = benchmark_data_dir() / "question_answering" / "xquad_en"
