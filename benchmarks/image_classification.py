@@ -98,7 +98,7 @@ def main() -> None:
     table = markdown_table(summary, columns)
     setup = {"model": "mobilenetv2 (packaged, ImageNet)", "data": str(data), "recipe": RECIPE, "precision": precision,
              "torch_threads": len(os.sched_getaffinity(0)), "cpu_has_native_bf16": cpu_has_native_bf16(),
-             "omp_wait_policy": env.get("OMP_WAIT_POLICY", os.environ.get("OMP_WAIT_POLICY", "default"))}
+             "omp_wait_policy": {**os.environ, **env}.get("OMP_WAIT_POLICY", "default")}
     path = write_result("image_classification" + (f"-{args.tag}" if args.tag else ""), {"machine": machine, "setup": setup, "args": vars(args),
                                                  "rows": rows, "summary": summary, "table": table})
     print(table)

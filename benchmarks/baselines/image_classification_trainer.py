@@ -15,6 +15,45 @@ from shared.models import resolve_model
 from shared.task import get_task
 
 
+def _model_and_data(task, cfg, pipeline: str):
+    """(model, train, validation, collate) the Trainer side trains with."""
+    data = task.load_data(cfg)  # the same folders, label ids and image checks as our run
+    labels = task.label_names(cfg, data)
+    path = resolve_model(cfg.model_name_or_path)
+    processor = AutoImageProcessor.from_pretrained(path)
+    if pipeline == "suite":  # our model build (channels-last), transforms and collate
+        train, validation = (task.preprocess(cfg, processor, data[s], s) for s in ("train", "validation"))
+        return task.build_model(cfg, labels), train, validation, task.collate_fn(cfg, processor)
+    model = AutoModelForImageClassification.from_pretrained(
+        path, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)},
+        ignore_mismatched_sizes=True)
+
+    # The documented way to train a timm model through transformers: the processor's own timm transforms
+    # (random resized crop, flip, colour jitter for training; resize and centre crop for evaluation).
+    def transformed(dataset, transform):
+        apply = lambda b: {"pixel_values": [transform(i.convert("RGB")) for i in b["image"]], "labels": b["label"]}
+        return dataset.with_transform(apply)
+
+    collate = lambda rows: {"pixel_values": torch.stack([r["pixel_values"] for r in rows]),
+                            "labels": torch.tensor([r["labels"] for r in rows])}
+    return (model, transformed(data["train"], processor.train_transforms),
+            transformed(data["validation"], processor.val_transforms), collate)
+
+
+def _training_args(cfg, args, train_size: int) -> TrainingArguments:
+    """Our recipe's batch, epochs, warmup, schedule, decay, clipping and seed, in Trainer's terms."""
+    steps = math.ceil(train_size / cfg.per_device_train_batch_size) * cfg.num_train_epochs
+    return TrainingArguments(
+        output_dir=args.output_dir, per_device_train_batch_size=cfg.per_device_train_batch_size,
+        per_device_eval_batch_size=cfg.per_device_eval_batch_size,
+        learning_rate=args.trainer_learning_rate or cfg.learning_rate, num_train_epochs=cfg.num_train_epochs,
+        weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_steps or math.ceil(cfg.warmup_ratio * steps),
+        lr_scheduler_type="linear", eval_strategy="epoch", save_strategy="no", logging_steps=cfg.logging_steps,
+        seed=cfg.seed, bf16=args.bf16, use_cpu=not torch.cuda.is_available(), report_to="none",
+        max_grad_norm=cfg.max_grad_norm, dataloader_num_workers=cfg.dataloader_num_workers,
+        remove_unused_columns=False)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--recipe", required=True)
@@ -26,50 +65,17 @@ def main() -> None:
                         help="timm: the processor's own timm transforms (the documented way); suite: our task's "
                              "model build, transforms and collate, to separate the loop from the input pipeline")
     args, overrides = parser.parse_known_args()
-    import tasks  # noqa: F401
+    import tasks  # noqa: F401  (registers the tasks)
     task = get_task("image_classification")
     cfg = parse_config(task.config_class, ["--config", args.recipe, *overrides])
-    data = task.load_data(cfg)  # the same folders, label ids and image checks as our run
-    labels = task.label_names(cfg, data)
-    path = resolve_model(cfg.model_name_or_path)
-    processor = AutoImageProcessor.from_pretrained(path)
-    if args.pipeline == "suite":
-        model = task.build_model(cfg, labels)
-    else:
-        model = AutoModelForImageClassification.from_pretrained(
-            path, num_labels=len(labels), id2label=dict(enumerate(labels)),
-            label2id={n: i for i, n in enumerate(labels)}, ignore_mismatched_sizes=True)
-
-    # The documented way to train a timm model through transformers: the processor's own timm transforms
-    # (random resized crop, flip, colour jitter for training; resize and centre crop for evaluation).
-    def transformed(dataset, transform):
-        apply = lambda b: {"pixel_values": [transform(i.convert("RGB")) for i in b["image"]], "labels": b["label"]}
-        return dataset.with_transform(apply)
-
-    collate = lambda rows: {"pixel_values": torch.stack([r["pixel_values"] for r in rows]),
-                            "labels": torch.tensor([r["labels"] for r in rows])}
+    model, train, validation, collate = _model_and_data(task, cfg, args.pipeline)
     metric = load_metric("classification")
 
     def compute_metrics(prediction):
         probabilities = torch.tensor(prediction.predictions).float().softmax(-1).numpy()
         return metric.compute(predictions=probabilities, references=np.asarray(prediction.label_ids))
 
-    steps = math.ceil(len(data["train"]) / cfg.per_device_train_batch_size) * cfg.num_train_epochs
-    training_args = TrainingArguments(
-        output_dir=args.output_dir, per_device_train_batch_size=cfg.per_device_train_batch_size,
-        per_device_eval_batch_size=cfg.per_device_eval_batch_size,
-        learning_rate=args.trainer_learning_rate or cfg.learning_rate, num_train_epochs=cfg.num_train_epochs,
-        weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_steps or math.ceil(cfg.warmup_ratio * steps),
-        lr_scheduler_type="linear", eval_strategy="epoch", save_strategy="no", logging_steps=cfg.logging_steps,
-        seed=cfg.seed, bf16=args.bf16, use_cpu=not torch.cuda.is_available(), report_to="none",
-        max_grad_norm=cfg.max_grad_norm, dataloader_num_workers=cfg.dataloader_num_workers,
-        remove_unused_columns=False)
-    if args.pipeline == "suite":
-        collate = task.collate_fn(cfg, processor)
-        train, validation = (task.preprocess(cfg, processor, data[s], s) for s in ("train", "validation"))
-    else:
-        train = transformed(data["train"], processor.train_transforms)
-        validation = transformed(data["validation"], processor.val_transforms)
+    training_args = _training_args(cfg, args, len(train))
     trainer = Trainer(model=model, args=training_args, data_collator=collate, compute_metrics=compute_metrics,
                       train_dataset=train, eval_dataset=validation)
     train_output = trainer.train()

@@ -16,7 +16,7 @@ from shared.config import ConfigError, parse_config
 from shared.data import DataError
 from shared.task import get_task
 from shared.vision import adaptable_layers, mix_batch, to_rgb
-from tasks.image_classification.sample_data import CLASS_COLOURS, write_image_folder
+from tasks.image_classification.sample_data import write_image_folder
 
 CLASSES = ["circle", "square", "stripes"]
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (40, 60, 230)}
