@@ -69,7 +69,8 @@ class TrainConfig:
     class_weights: Optional[str] = field(default=None, metadata={"help": "'balanced' or comma-separated weights per label."})
     label_smoothing: float = 0.0
     # evaluation, checkpoints, logging
-    eval_strategy: Literal["epoch", "steps", "no"] = "epoch"
+    eval_strategy: Literal["epoch", "steps", "end", "no"] = field(default="epoch", metadata={
+        "help": "When to evaluate: each epoch, every --eval_steps, once at the end, or never."})
     eval_steps: int = 500
     save_strategy: Literal["epoch", "steps", "no"] = "epoch"
     save_steps: int = 500
@@ -107,9 +108,9 @@ class TrainConfig:
             raise ConfigError(f"--warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
             raise ConfigError(f"--ema_decay must be in (0, 1), got {self.ema_decay}")
-        if self.lr_scheduler_type == "reduce_on_plateau" and self.eval_strategy == "no":
-            raise ConfigError("--lr_scheduler_type reduce_on_plateau needs evaluations (--eval_strategy epoch|steps)")
-        if self.early_stopping_patience is not None and self.eval_strategy == "no":
+        if self.lr_scheduler_type == "reduce_on_plateau" and self.eval_strategy in ("no", "end"):
+            raise ConfigError("--lr_scheduler_type reduce_on_plateau needs evaluations during training (--eval_strategy epoch|steps)")
+        if self.early_stopping_patience is not None and self.eval_strategy in ("no", "end"):
             raise ConfigError("--early_stopping_patience needs evaluations (--eval_strategy epoch|steps)")
         if self.push_to_hub and not self.hub_model_id:
             raise ConfigError("--push_to_hub needs --hub_model_id (for example your-name/my-model)")
