@@ -275,6 +275,7 @@ class Engine:
         if cfg.eval_strategy != "no":
             done_step, done_metrics = getattr(self, "last_eval", (None, None))
             last_metrics = done_metrics if done_step == st.step else self.evaluate()
+        self._release_optimizer()  # its state is as large as the weights twice over; exports need neither
         self._export("last", last_metrics)
         if st.best_step is None or cfg.eval_strategy == "no":
             st.best_step, st.best_metrics = st.step, last_metrics
@@ -303,6 +304,13 @@ class Engine:
         acc.end_training()
         return results
 
+
+    def _release_optimizer(self) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        self.accelerator.free_memory()  # forgets the prepared objects; self.model stays usable
+        self.accelerator._custom_objects.clear()  # the checkpointed scheduler still points at the optimizer
+        self.optimizer = self.scheduler = None
+        gc.collect()
 
     def _release_training_memory(self) -> None:
         """Drop the model and optimizer state before plotting, so plotting adds nothing to peak memory."""
