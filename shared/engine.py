@@ -20,7 +20,7 @@ from shared.evaluation import split_scalars
 from shared.losses import class_weight_tensor
 from shared.optim import build_optimizer, build_scheduler, warmup_steps
 from shared.peft_utils import apply_peft
-from shared.sampling import LengthGroupedBatchSampler
+from shared.sampling import LengthGroupedBatchSampler, SeededFetch
 from shared.runtime import build_accelerator, resolve_run_dir, start_processes
 from shared.task import Task
 from shared.tracking import MetricsLogger, plot_run, write_results
@@ -84,8 +84,10 @@ class Engine:
             if lengths else None
         batching = {"batch_sampler": self.length_sampler} if self.length_sampler else \
             {"batch_size": cfg.per_device_train_batch_size, "shuffle": True}
-        train_loader = DataLoader(train_ds, **batching, collate_fn=collate, num_workers=cfg.dataloader_num_workers,
-                                  pin_memory=pin, generator=torch.Generator().manual_seed(cfg.seed))
+        self.train_fetch = SeededFetch(train_ds, cfg.seed)  # augmentations replay exactly on resume
+        train_loader = DataLoader(self.train_fetch, **batching, collate_fn=collate,
+                                  num_workers=cfg.dataloader_num_workers, pin_memory=pin,
+                                  generator=torch.Generator().manual_seed(cfg.seed))
         eval_loader = DataLoader(eval_ds, batch_size=cfg.per_device_eval_batch_size, shuffle=False, collate_fn=collate,
                                  num_workers=cfg.dataloader_num_workers, pin_memory=pin)
         optimizer = build_optimizer(cfg, model, task.lr_overrides(cfg, model))
@@ -142,6 +144,7 @@ class Engine:
             if epoch == st.epoch and st.batches_in_epoch:
                 loader = acc.skip_first_batches(self.train_loader, st.batches_in_epoch)
             loader.set_epoch(epoch)  # the seeded shuffle order depends only on (seed, epoch)
+            self.train_fetch.set_epoch(epoch)  # and so do the augmentations
             if self.length_sampler:  # under a multi-process shard, set_epoch may not reach it
                 self.length_sampler.set_epoch(epoch)
             st.epoch, st.batches_in_epoch = epoch, (st.batches_in_epoch if epoch == st.epoch else 0)
