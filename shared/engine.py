@@ -14,7 +14,8 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from shared.checkpoint import CheckpointManager, TrainState, export_model
-from shared.config import save_config
+from shared.config import ConfigError, save_config
+from shared.data import DataError
 from shared.ema import ModelEma
 from shared.evaluation import split_scalars
 from shared.losses import class_weight_tensor
@@ -66,8 +67,7 @@ class Engine:
             data = task.load_data(cfg)
         self.labels = task.label_names(cfg, data)
         self.num_labels = len(self.labels) if self.labels else None
-        self.processor = task.build_processor(cfg)
-        model = task.build_model(cfg, self.labels)
+        self.processor, model = _build_model(task, cfg, self.labels)
         if cfg.use_peft:
             model = apply_peft(model, cfg, task, log=acc.print)
         with acc.main_process_first():
@@ -173,7 +173,7 @@ class Engine:
                 if st.step % cfg.logging_steps == 0 or st.step == self.total_steps:
                     self._log_train(running, micro, samples, tic, grad_norm, epoch)
                     running, micro, samples, tic = torch.zeros((), device=acc.device), 0, 0, time.perf_counter()
-                self._after_step(end_of_epoch=st.batches_in_epoch == len(self.train_loader))
+                self._after_step(st.batches_in_epoch == len(self.train_loader), running)
                 if self.stop or st.step >= self.total_steps:
                     self.stop = True
                     break
@@ -184,17 +184,20 @@ class Engine:
     def _log_train(self, running, micro, samples, tic, grad_norm, epoch) -> None:
         acc, st = self.accelerator, self.state
         loss = acc.reduce(running, reduction="mean").item() / max(1, micro)
-        if not math.isfinite(loss):
-            raise TrainingDiverged(
-                f"loss became {loss} at or before optimizer step {st.step} (epoch {epoch}). Try a lower "
-                f"--learning_rate, --max_grad_norm 1.0, warmup steps, or --mixed_precision bf16/no instead of fp16.")
+        self._stop_if_diverged(loss, epoch)
         record = {"train/loss": loss, "train/lr": self.scheduler.get_last_lr()[0],
                   "perf/samples_per_sec": samples / max(1e-9, time.perf_counter() - tic)}
         if grad_norm is not None:
             record["train/grad_norm"] = float(grad_norm)
         self.logger.log(record, st.step, epoch + st.batches_in_epoch / len(self.train_loader))
 
-    def _after_step(self, end_of_epoch: bool) -> None:
+    def _stop_if_diverged(self, loss: float, epoch: int) -> None:
+        if not math.isfinite(loss):
+            raise TrainingDiverged(
+                f"loss became {loss} at or before optimizer step {self.state.step} (epoch {epoch}). Try a lower "
+                f"--learning_rate, --max_grad_norm 1.0, warmup steps, or --mixed_precision bf16/no instead of fp16.")
+
+    def _after_step(self, end_of_epoch: bool, running: torch.Tensor) -> None:
         cfg, st = self.cfg, self.state
         at_steps = lambda strategy, every: (strategy == "steps" and st.step % every == 0) or (
             strategy == "epoch" and end_of_epoch)
@@ -203,6 +206,8 @@ class Engine:
         if end_of_epoch:  # a checkpoint taken now must resume at the start of the next epoch
             st.epoch, st.batches_in_epoch = st.epoch + 1, 0
         if at_steps(cfg.save_strategy, cfg.save_steps):
+            # Losses since the last log, checked before saving: `latest` must never be a diverged checkpoint.
+            self._stop_if_diverged(self.accelerator.reduce(running.clone(), reduction="sum").item(), st.epoch)
             self.checkpoints.save(self.accelerator, st)
 
     # ------------------------------------------------------------------ eval
@@ -303,6 +308,18 @@ class Engine:
         self.accelerator.free_memory()
         self.model = self.optimizer = self.scheduler = self.ema = None
         gc.collect()
+
+
+def _build_model(task: Task, cfg, labels):
+    """The task's processor and model, or one ConfigError line naming the model that does not fit the task."""
+    try:
+        return task.build_processor(cfg), task.build_model(cfg, labels)
+    except (ConfigError, DataError):
+        raise
+    except (OSError, ValueError, KeyError) as err:  # what transformers raises for a missing or foreign model
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ConfigError(f"--model_name_or_path {cfg.model_name_or_path} cannot be loaded as a {task.name} model "
+                          f"({type(err).__name__}: {reason})") from err
 
 
 def _check_hub_reachable() -> None:

@@ -40,22 +40,54 @@ def test_accelerate_launch_single_cpu_process(tiny_bert_dir, toy_text_files, tmp
 
 
 @pytest.mark.slow
-def test_two_processes_evaluate_every_sample_once(tiny_bert_dir, tmp_path):
-    """31 validation rows with batch 4 per process: gather_for_metrics must drop the padded duplicates."""
-    train = write_csv(tmp_path / "train.csv", toy_reviews(96, 1))
+def test_two_processes_match_one_process(tiny_bert_dir, tmp_path):
+    """90 training rows (not a multiple of the global batch 2 x 8) and 31 validation rows, batch 4 per process.
+
+    Two gloo processes must: evaluate every validation row exactly once, with the metrics one process gets
+    on the same weights; run the same number of optimizer steps with the same learning rates as one process
+    with the global batch; write one run folder, one line per log, checkpoints and models once.
+    """
+    from accelerate.state import AcceleratorState, GradientState
+
+    from shared.cli import main
+    from shared.config import parse_config
+    from shared.engine import Engine
+    from shared.task import get_task
+
+    train = write_csv(tmp_path / "train.csv", toy_reviews(90, 1))
     valid = write_csv(tmp_path / "valid.csv", toy_reviews(31, 2))
-    args = tiny_text_args(tiny_bert_dir, train, valid, tmp_path / "two", "--per_device_eval_batch_size", "4",
-                          "--per_device_train_batch_size", "8", "--num_train_epochs", "2", "--logging_steps", "1")
-    result = _launch(["--multi_gpu", "--num_processes", "2", "--main_process_port", str(_free_port())], args)
+    flags = lambda model, out, batch, *extra: [a for a in tiny_text_args(
+        model, train, valid, out, "--per_device_eval_batch_size", "4", "--per_device_train_batch_size", batch,
+        "--num_train_epochs", "2", "--logging_steps", "1", *extra) if a not in ("--run_name", "run")]
+    result = _launch(["--multi_gpu", "--num_processes", "2", "--main_process_port", str(_free_port())],
+                     flags(tiny_bert_dir, tmp_path / "two", "8"))
     assert "processes 2" in result.stdout  # a silent fall back to one process would fail here
-    run = tmp_path / "two" / "run"
+    [run] = list((tmp_path / "two").iterdir())  # both processes agreed on one timestamped run folder
+    assert result.stdout.count(f"run dir {run}") == 1 and result.stdout.count("best model") == 1  # main prints
     history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     evals = [r for r in history if "eval/num_samples" in r]
     assert evals and all(r["eval/num_samples"] == 31 for r in evals)
-    # 96 rows / (8 per process * 2 processes) = 6 optimizer steps per epoch, 12 in all, logged once each.
-    assert [r["step"] for r in history if "train/loss" in r] == list(range(1, 13))
+    assert [r["step"] for r in history if "train/loss" in r] == list(range(1, 13))  # logged once per step
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step_00000006", "step_00000012"]
-    assert (run / "best" / "model.safetensors").exists()
+    assert sorted(p.name for p in run.iterdir() if p.name.startswith(".tmp")) == []
     results = json.loads((run / "results.json").read_text())
-    # The confusion matrix counts each validation row exactly once.
-    assert sum(map(sum, results["eval_confusion_matrix"])) == 31
+    assert results["num_processes"] == 2 and results["global_step"] == 12
+
+    # One process, global batch 16: the same 6 steps per epoch and the same learning rate at every step.
+    single = main("text_classification", flags(tiny_bert_dir, tmp_path / "one", "16", "--eval_strategy", "no"))
+    one_history = [json.loads(line) for line in next((tmp_path / "one").glob("*/metrics.jsonl")).read_text().splitlines()]
+    lrs = lambda rows: [(r["step"], r["train/lr"]) for r in rows if "train/lr" in r]
+    assert single["global_step"] == 12 and lrs(one_history) == lrs(history)
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+
+    # The two-process model evaluated by one process: identical predictions, counts and metrics.
+    task = get_task("text_classification")
+    engine = Engine(task, parse_config(task.config_class, flags(run / "last", tmp_path / "check", "8")))
+    engine.setup()
+    metrics = engine.evaluate()
+    final = evals[-1]
+    assert metrics["num_samples"] == 31 and sum(map(sum, metrics["confusion_matrix"])) == 31
+    for name in ("accuracy", "precision", "recall", "f1"):  # from the same 31 predictions, so exactly equal
+        assert metrics[name] == final[f"eval/{name}"], name
+    assert abs(metrics["loss"] - final["eval/loss"]) < 1e-6  # batch means summed in another order
