@@ -60,9 +60,6 @@ class Engine:
         set_seed(cfg.seed)
         if cfg.push_to_hub:
             _check_hub_reachable()
-        if self.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            save_config(cfg, self.run_dir / "config.yaml")
         with acc.main_process_first():
             data = task.load_data(cfg)
         self.labels = task.label_names(cfg, data)
@@ -112,6 +109,9 @@ class Engine:
             resume_step = self.state.step
             acc.print(f"resumed from {path} at step {self.state.step} (epoch {self.state.epoch}, "
                       f"batch {self.state.batches_in_epoch})")
+        if self.is_main:  # only now: a run refused above leaves no config behind (nor overwrites a resumed run's)
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, self.run_dir / "config.yaml")
         self.logger = MetricsLogger(acc, self.run_dir, resume_step)
         if acc.trackers == [] and cfg.report_to not in ("none", ""):
             acc.init_trackers(self.run_dir.name, config={k: v for k, v in vars(cfg).items() if v is not None})

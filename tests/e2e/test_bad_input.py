@@ -290,6 +290,12 @@ def _checkpoints(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("checkpoints/*"))
 
 
+def _run_files(root: Path) -> dict:
+    """Every checkpoint folder and every config.yaml under root, with the config's text."""
+    return {**{name: None for name in _checkpoints(root)},
+            **{str(p.relative_to(root)): p.read_text() for p in root.rglob("config.yaml")}}
+
+
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_bad_input_stops_with_one_clear_line_and_nothing_to_resume(case, fx, tmp_path, capsys):
     flags = case.make(tmp_path, fx)
@@ -298,7 +304,7 @@ def test_bad_input_stops_with_one_clear_line_and_nothing_to_resume(case, fx, tmp
         flags += ["--output_dir", str(out)]
     flags += ["--mixed_precision", "no"] * ("--mixed_precision" not in flags) + ["--run_name", "run"] * (
         "--resume_from_checkpoint" not in flags)
-    before = _checkpoints(fx["text_checkpoint"].parents[2].parent)
+    before = _run_files(fx["text_checkpoint"].parents[2].parent)
     with pytest.raises(SystemExit) as stop:
         main(case.task, flags)
     assert stop.value.code not in (0, None)
@@ -306,9 +312,9 @@ def test_bad_input_stops_with_one_clear_line_and_nothing_to_resume(case, fx, tmp
     assert "Traceback" not in err
     assert re.search(case.expect, err), err[-2000:]
 
-    # Nothing a resume would pick up: no checkpoint here, and the finished ones the rows use are untouched.
+    # Nothing a resume would pick up: no checkpoint here, and the finished runs the rows use are untouched.
     assert not _checkpoints(tmp_path) and CheckpointManager(out / "run", 1).latest() is None
-    assert _checkpoints(fx["text_checkpoint"].parents[2].parent) == before
+    assert _run_files(fx["text_checkpoint"].parents[2].parent) == before
     with pytest.raises(SystemExit):
         main(case.task, ["--output_dir", str(out), "--resume_from_checkpoint", "latest"])
     assert "no run with checkpoints under" in capsys.readouterr().err

@@ -91,3 +91,16 @@ def test_two_processes_match_one_process(tiny_bert_dir, tmp_path):
     for name in ("accuracy", "precision", "recall", "f1"):  # from the same 31 predictions, so exactly equal
         assert metrics[name] == final[f"eval/{name}"], name
     assert abs(metrics["loss"] - final["eval/loss"]) < 1e-6  # batch means summed in another order
+
+
+@pytest.mark.slow
+def test_fsdp_config_on_two_cpu_processes(tiny_bert_dir, toy_text_files, tmp_path):
+    """accelerate 1.15 applies FSDP only on GPU-like devices: on CPUs the FSDP config runs as plain data
+    parallel over gloo. The run must say so, still use both processes, and finish."""
+    result = _launch(["--config_file", str(ROOT / "accelerate_config_fsdp.yaml"), "--num_processes", "2",
+                      "--main_process_port", str(_free_port())],
+                     tiny_text_args(tiny_bert_dir, *toy_text_files, tmp_path / "out", "--num_train_epochs", "2"))
+    assert "processes 2 (MULTI_CPU)" in result.stdout
+    assert "the launch config asks for FSDP, which accelerate runs on GPUs only" in result.stdout
+    results = json.loads((tmp_path / "out" / "run" / "results.json").read_text())
+    assert results["num_processes"] == 2 and results["eval_accuracy"] >= 0.9
