@@ -282,7 +282,8 @@ def fx(tiny_bert_dir, tmp_path_factory) -> dict:
     corrupt = root / "image" / "run" / "checkpoints" / "step_00000003"
     weights = corrupt / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
-    return {"bert": tiny_bert_dir, "vit": vit, "text_checkpoint": root / "text" / "run" / "checkpoints" / "step_00000002",
+    return {"bert": tiny_bert_dir, "vit": vit,
+            "text_checkpoint": root / "text" / "run" / "checkpoints" / "step_00000002",
             "corrupt_checkpoint": corrupt}
 
 

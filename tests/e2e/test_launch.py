@@ -75,7 +75,8 @@ def test_two_processes_match_one_process(tiny_bert_dir, tmp_path):
 
     # One process, global batch 16: the same 6 steps per epoch and the same learning rate at every step.
     single = main("text_classification", flags(tiny_bert_dir, tmp_path / "one", "16", "--eval_strategy", "no"))
-    one_history = [json.loads(line) for line in next((tmp_path / "one").glob("*/metrics.jsonl")).read_text().splitlines()]
+    one_log = next((tmp_path / "one").glob("*/metrics.jsonl"))
+    one_history = [json.loads(line) for line in one_log.read_text().splitlines()]
     lrs = lambda rows: [(r["step"], r["train/lr"]) for r in rows if "train/lr" in r]
     assert single["global_step"] == 12 and lrs(one_history) == lrs(history)
     AcceleratorState._reset_state(True)
