@@ -101,7 +101,13 @@ class CheckpointManager:
         if state.num_labels != num_labels:
             raise ConfigError(f"checkpoint {path} has a head of {state.num_labels} labels but the data has "
                               f"{num_labels}; resume with the same data, or start a new run")
-        accelerator.load_state(str(path))
+        try:
+            accelerator.load_state(str(path))
+        except Exception as err:  # truncated or corrupt files: safetensors, torch and pickle raise many types
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            others = [p.name for p in sorted(path.parent.glob("step_*")) if p != path and (p / STATE_FILE).is_file()]
+            raise ConfigError(f"checkpoint {path} cannot be loaded ({type(err).__name__}: {reason}); it is damaged. "
+                              f"Resume from another checkpoint ({others or 'none left'}) or start a new run") from err
         return state
 
 

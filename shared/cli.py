@@ -9,7 +9,7 @@ from shared.task import get_task
 
 
 def main(task_name: str, args: list[str] | None = None) -> dict:
-    from shared.engine import run
+    from shared.engine import TrainingDiverged, run
 
     task = get_task(task_name)
     try:
@@ -18,3 +18,6 @@ def main(task_name: str, args: list[str] | None = None) -> dict:
     except (ConfigError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
+    except TrainingDiverged as err:  # exit 3: the input was fine, the optimisation was not
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(3) from None

@@ -132,10 +132,16 @@ def _read_recipe(path: str, known: set[str]) -> dict:
     return values
 
 
+class _Parser(HfArgumentParser):
+    def error(self, message: str):
+        """A bad flag value as one ConfigError line, instead of argparse's full usage dump and exit."""
+        raise ConfigError(f"{message}; see --help")
+
+
 def parse_config(config_class: type, args: list[str] | None = None):
     """Parse flags into `config_class`, with a `--config` YAML recipe supplying defaults."""
     args = list(sys.argv[1:] if args is None else args)
-    parser = HfArgumentParser(config_class)
+    parser = _Parser(config_class, allow_abbrev=False)  # a typo that prefixes a real flag is refused, not guessed
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config")
     known, _ = pre.parse_known_args(args)

@@ -14,13 +14,14 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from shared.checkpoint import CheckpointManager, TrainState, export_model
-from shared.config import save_config
+from shared.config import ConfigError, save_config
+from shared.data import DataError
 from shared.ema import ModelEma
 from shared.evaluation import split_scalars
 from shared.losses import class_weight_tensor
 from shared.optim import build_optimizer, build_scheduler, warmup_steps
 from shared.peft_utils import apply_peft
-from shared.sampling import LengthGroupedBatchSampler
+from shared.sampling import LengthGroupedBatchSampler, SeededFetch
 from shared.runtime import build_accelerator, resolve_run_dir, start_processes
 from shared.task import Task
 from shared.tracking import MetricsLogger, plot_run, write_results
@@ -59,15 +60,11 @@ class Engine:
         set_seed(cfg.seed)
         if cfg.push_to_hub:
             _check_hub_reachable()
-        if self.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            save_config(cfg, self.run_dir / "config.yaml")
         with acc.main_process_first():
             data = task.load_data(cfg)
         self.labels = task.label_names(cfg, data)
         self.num_labels = len(self.labels) if self.labels else None
-        self.processor = task.build_processor(cfg)
-        model = task.build_model(cfg, self.labels)
+        self.processor, model = _build_model(task, cfg, self.labels)
         if cfg.use_peft:
             model = apply_peft(model, cfg, task, log=acc.print)
         with acc.main_process_first():
@@ -84,8 +81,10 @@ class Engine:
             if lengths else None
         batching = {"batch_sampler": self.length_sampler} if self.length_sampler else \
             {"batch_size": cfg.per_device_train_batch_size, "shuffle": True}
-        train_loader = DataLoader(train_ds, **batching, collate_fn=collate, num_workers=cfg.dataloader_num_workers,
-                                  pin_memory=pin, generator=torch.Generator().manual_seed(cfg.seed))
+        self.train_fetch = SeededFetch(train_ds, cfg.seed)  # augmentations replay exactly on resume
+        train_loader = DataLoader(self.train_fetch, **batching, collate_fn=collate,
+                                  num_workers=cfg.dataloader_num_workers, pin_memory=pin,
+                                  generator=torch.Generator().manual_seed(cfg.seed))
         eval_loader = DataLoader(eval_ds, batch_size=cfg.per_device_eval_batch_size, shuffle=False, collate_fn=collate,
                                  num_workers=cfg.dataloader_num_workers, pin_memory=pin)
         optimizer = build_optimizer(cfg, model, task.lr_overrides(cfg, model))
@@ -110,6 +109,9 @@ class Engine:
             resume_step = self.state.step
             acc.print(f"resumed from {path} at step {self.state.step} (epoch {self.state.epoch}, "
                       f"batch {self.state.batches_in_epoch})")
+        if self.is_main:  # only now: a run refused above leaves no config behind (nor overwrites a resumed run's)
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, self.run_dir / "config.yaml")
         self.logger = MetricsLogger(acc, self.run_dir, resume_step)
         if acc.trackers == [] and cfg.report_to not in ("none", ""):
             acc.init_trackers(self.run_dir.name, config={k: v for k, v in vars(cfg).items() if v is not None})
@@ -143,6 +145,7 @@ class Engine:
             if epoch == st.epoch and st.batches_in_epoch:
                 loader = acc.skip_first_batches(self.train_loader, st.batches_in_epoch)
             loader.set_epoch(epoch)  # the seeded shuffle order depends only on (seed, epoch)
+            self.train_fetch.set_epoch(epoch)  # and so do the augmentations
             if self.length_sampler:  # under a multi-process shard, set_epoch may not reach it
                 self.length_sampler.set_epoch(epoch)
             st.epoch, st.batches_in_epoch = epoch, (st.batches_in_epoch if epoch == st.epoch else 0)
@@ -171,7 +174,7 @@ class Engine:
                 if st.step % cfg.logging_steps == 0 or st.step == self.total_steps:
                     self._log_train(running, micro, samples, tic, grad_norm, epoch)
                     running, micro, samples, tic = torch.zeros((), device=acc.device), 0, 0, time.perf_counter()
-                self._after_step(end_of_epoch=st.batches_in_epoch == len(self.train_loader))
+                self._after_step(st.batches_in_epoch == len(self.train_loader), running)
                 if self.stop or st.step >= self.total_steps:
                     self.stop = True
                     break
@@ -182,17 +185,20 @@ class Engine:
     def _log_train(self, running, micro, samples, tic, grad_norm, epoch) -> None:
         acc, st = self.accelerator, self.state
         loss = acc.reduce(running, reduction="mean").item() / max(1, micro)
-        if not math.isfinite(loss):
-            raise TrainingDiverged(
-                f"loss became {loss} at or before optimizer step {st.step} (epoch {epoch}). Try a lower "
-                f"--learning_rate, --max_grad_norm 1.0, warmup steps, or --mixed_precision bf16/no instead of fp16.")
+        self._stop_if_diverged(loss, epoch)
         record = {"train/loss": loss, "train/lr": self.scheduler.get_last_lr()[0],
                   "perf/samples_per_sec": samples / max(1e-9, time.perf_counter() - tic)}
         if grad_norm is not None:
             record["train/grad_norm"] = float(grad_norm)
         self.logger.log(record, st.step, epoch + st.batches_in_epoch / len(self.train_loader))
 
-    def _after_step(self, end_of_epoch: bool) -> None:
+    def _stop_if_diverged(self, loss: float, epoch: int) -> None:
+        if not math.isfinite(loss):
+            raise TrainingDiverged(
+                f"loss became {loss} at or before optimizer step {self.state.step} (epoch {epoch}). Try a lower "
+                f"--learning_rate, --max_grad_norm 1.0, warmup steps, or --mixed_precision bf16/no instead of fp16.")
+
+    def _after_step(self, end_of_epoch: bool, running: torch.Tensor) -> None:
         cfg, st = self.cfg, self.state
         at_steps = lambda strategy, every: (strategy == "steps" and st.step % every == 0) or (
             strategy == "epoch" and end_of_epoch)
@@ -202,6 +208,8 @@ class Engine:
         if end_of_epoch:  # a checkpoint taken now must resume at the start of the next epoch
             st.epoch, st.batches_in_epoch = st.epoch + 1, 0
         if at_steps(cfg.save_strategy, cfg.save_steps):
+            # Losses since the last log, checked before saving: `latest` must never be a diverged checkpoint.
+            self._stop_if_diverged(self.accelerator.reduce(running.clone(), reduction="sum").item(), st.epoch)
             self.checkpoints.save(self.accelerator, st)
         self.pause_seconds += time.perf_counter() - paused
 
@@ -317,6 +325,18 @@ class Engine:
         self.accelerator.free_memory()
         self.model = self.optimizer = self.scheduler = self.ema = None
         gc.collect()
+
+
+def _build_model(task: Task, cfg, labels):
+    """The task's processor and model, or one ConfigError line naming the model that does not fit the task."""
+    try:
+        return task.build_processor(cfg), task.build_model(cfg, labels)
+    except (ConfigError, DataError):
+        raise
+    except (OSError, ValueError, KeyError) as err:  # what transformers raises for a missing or foreign model
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ConfigError(f"--model_name_or_path {cfg.model_name_or_path} cannot be loaded as a {task.name} model "
+                          f"({type(err).__name__}: {reason})") from err
 
 
 def _check_hub_reachable() -> None:

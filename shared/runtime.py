@@ -72,6 +72,10 @@ def build_accelerator(cfg, run_dir: Path) -> Accelerator:
             if os.environ.get(f"ACCELERATE_USE_{plugin}", "false").lower() == "true":
                 accelerator.print(f"warning: the launch config asks for {plugin}, which accelerate runs on GPUs only; "
                                   f"on this CPU machine the run is plain data parallel ({accelerator.distributed_type.value})")
+                # Else transformers still loads weights on rank 0 only (FSDP's RAM-efficient loading) and leaves the
+                # other processes' models on the meta device, waiting for a broadcast that FSDP would have made.
+                os.environ[f"ACCELERATE_USE_{plugin}"] = "false"
+                os.environ["FSDP_CPU_RAM_EFFICIENT_LOADING"] = "false"
     return accelerator
 
 

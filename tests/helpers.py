@@ -64,3 +64,34 @@ TIMING_KEYS = ("time_s",)
 def without_timing(record: dict) -> dict:
     """A metrics.jsonl record minus wall-clock fields, which differ between otherwise identical runs."""
     return {k: v for k, v in record.items() if k not in TIMING_KEYS and not k.startswith("perf/")}
+
+
+IMAGE_CLASSES = ["circle", "square", "stripes"]
+
+
+def tiny_image_data(root: Path, train_per_class: int = 16, validation_per_class: int = 8) -> Path:
+    """root/{train,validation}/<class>/*.png: 32x32 colour-coded shapes, learnable from scratch in seconds."""
+    from tasks.image_classification.sample_data import write_image_folder
+
+    return write_image_folder(root, {"train": train_per_class, "validation": validation_per_class}, size=32,
+                              classes=IMAGE_CLASSES, colour_coded=True)
+
+
+def tiny_vit_dir(out: Path) -> Path:
+    """A 2-layer, 32-wide ViT for 32x32 images (random init, no dropout) with its image processor."""
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+    config = ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                       intermediate_size=64)
+    ViTForImageClassification(config).save_pretrained(out)
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(out)
+    return out
+
+
+def tiny_image_args(model_dir: Path, data: Path, out: Path, *extra: str) -> list[str]:
+    """Flags for a seconds-long image-classification run: 48 images, batch 8 (6 steps per epoch), one thread
+    (tiny models gain nothing from a second, and OpenMP spin-waiting slows a busy 2-core machine)."""
+    return ["--model_name_or_path", str(model_dir), "--train_dir", str(data / "train"), "--validation_dir",
+            str(data / "validation"), "--output_dir", str(out), "--run_name", "run", "--num_train_epochs", "4",
+            "--learning_rate", "3e-3", "--per_device_train_batch_size", "8", "--crop_scale_min", "0.6",
+            "--mixed_precision", "no", "--logging_steps", "3", "--seed", "0", "--cpu_threads", "1", *extra]

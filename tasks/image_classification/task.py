@@ -17,7 +17,7 @@ from shared.evaluation import load_metric
 from shared.losses import classification_loss
 from shared.models import resolve_model
 from shared.plots import plot_image_grid
-from shared.task import MetricSpec, Task, register_task
+from shared.task import DemoSpec, MetricSpec, Task, register_task
 from shared.vision import (adaptable_layers, eval_transform, freeze_batchnorm, image_spec, mix_batch, normalize,
                            to_rgb, train_transform)
 from tasks.image_classification.data import check_images, encode_labels, load_raw
@@ -237,3 +237,9 @@ class ImageClassification(Task):
             image.thumbnail((192, 192))
             images.append(image)
         plot_image_grid(images, titles[:MAX_REPORTED_ERRORS], Path(out_dir) / "misclassified.png")
+
+    # ------------------------------------------------------------------ demo
+    def demo(self) -> DemoSpec:
+        from tasks.image_classification.demo import demo_spec  # gradio is the [demo] extra: imported only here
+
+        return demo_spec()

@@ -1,4 +1,4 @@
-"""Demo fixtures: a tiny trained text classifier laid out as outputs/, and the apps serving it on loopback."""
+"""Demo fixtures: tiny trained models laid out as outputs/, and the apps serving them on loopback."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,24 +11,58 @@ from tests.helpers import tiny_text_args, toy_reviews, write_csv
 
 POSITIVE_TEXT = "the lamp is wonderful and book"
 NEGATIVE_TEXT = "the desk is awful and shoe"
+IMAGE_CLASSES = ["circle", "square", "stripes"]  # colour-coded (sample_data.CLASS_COLOURS): red, green, blue
 
 
-@pytest.fixture(scope="session")
-def models_dir(tiny_bert_dir, tmp_path_factory) -> Path:
-    """An outputs/ folder as training leaves it: text_classification/run/best, a 2-layer BERT that learned
-    the toy reviews (labels neg/pos) in a few seconds."""
-    from accelerate.state import AcceleratorState, GradientState
-
+def _train_text(tiny_bert_dir: Path, data: Path, outputs: Path) -> None:
+    """text_classification/run/best: a 2-layer BERT that learned the toy reviews (labels neg/pos)."""
     from shared.cli import main
 
-    data, outputs = tmp_path_factory.mktemp("toy_text"), tmp_path_factory.mktemp("outputs")
     train = write_csv(data / "train.csv", toy_reviews(96, 1))
     validation = write_csv(data / "validation.csv", toy_reviews(30, 2))
     results = main("text_classification", tiny_text_args(tiny_bert_dir, train, validation,
                                                          outputs / "text_classification"))
     assert results["eval_accuracy"] >= 0.9
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
+
+
+def _train_image(tiny_bert_dir: Path, data: Path, outputs: Path) -> None:  # noqa: ARG001 (uniform signature)
+    """image_classification/run/best: a 2-layer ViT on 32x32 colour-coded shapes (IMAGE_CLASSES)."""
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+    from shared.cli import main
+    from tasks.image_classification.sample_data import write_image_folder
+
+    shapes = write_image_folder(data / "shapes", {"train": 16, "validation": 8}, size=32, classes=IMAGE_CLASSES,
+                                colour_coded=True)
+    model = data / "tiny_vit"
+    ViTForImageClassification(ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2,
+                                         num_attention_heads=2, intermediate_size=64)).save_pretrained(model)
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(model)
+    results = main("image_classification", [
+        "--model_name_or_path", str(model), "--train_dir", str(shapes / "train"), "--validation_dir",
+        str(shapes / "validation"), "--output_dir", str(outputs / "image_classification"), "--run_name", "run",
+        "--num_train_epochs", "3", "--learning_rate", "3e-3", "--per_device_train_batch_size", "8",
+        "--crop_scale_min", "0.6", "--mixed_precision", "no", "--eval_strategy", "steps", "--eval_steps", "3",
+        "--save_strategy", "no", "--seed", "0", "--cpu_threads", "1"])
+    assert results["eval_accuracy"] >= 0.9
+
+
+# One entry per task whose app the tests serve: each trains a tiny model into outputs/<task>/run/best.
+# Each is called as trainer(tiny_bert_dir, data_dir, outputs_dir).
+TRAINERS = {"text_classification": _train_text, "image_classification": _train_image}
+
+
+@pytest.fixture(scope="session")
+def models_dir(tiny_bert_dir, tmp_path_factory) -> Path:
+    """An outputs/ folder as training leaves it: <task>/run/best for every task in TRAINERS, each a tiny
+    model that learned its toy data in a few seconds."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    outputs = tmp_path_factory.mktemp("outputs")
+    for name, train in TRAINERS.items():
+        train(tiny_bert_dir, tmp_path_factory.mktemp(f"data_{name}"), outputs)
+        AcceleratorState._reset_state(True)
+        GradientState._reset_state()
     return outputs
 
 
@@ -37,6 +71,14 @@ def text_app(models_dir, tmp_path_factory) -> Iterator[str]:
     """apps/text_classification.py serving the newest text model under models_dir."""
     log = tmp_path_factory.mktemp("logs") / "text_app.log"
     with serve(["apps/text_classification.py", "--models_dir", str(models_dir)], log) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def image_app(models_dir, tmp_path_factory) -> Iterator[str]:
+    """apps/image_classification.py serving the newest image model under models_dir."""
+    log = tmp_path_factory.mktemp("logs") / "image_app.log"
+    with serve(["apps/image_classification.py", "--models_dir", str(models_dir)], log) as url:
         yield url
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from gradio_client import Client
+from gradio_client import Client, handle_file
+from PIL import Image
 from gradio_client.exceptions import AppError
 
 from shared.demo import main, serve_all, train_command
 from shared.task import get_task, list_tasks
-from tests.apps.conftest import NEGATIVE_TEXT, POSITIVE_TEXT
+from tests.apps.conftest import IMAGE_CLASSES, NEGATIVE_TEXT, POSITIVE_TEXT, TRAINERS
 
 pytestmark = pytest.mark.slow
 
@@ -58,10 +59,12 @@ def test_fifty_concurrent_requests_all_succeed(text_app):
 def test_launcher_serves_a_tab_per_trained_task(launcher_app, models_dir):
     client = _client(launcher_app)
     tabs = [c["props"]["label"] for c in client.config["components"] if c.get("type") == "tabitem"]
-    assert tabs == ["Text classification"]
+    assert tabs == ["Image classification", "Text classification"]  # list_tasks() order
     assert client.predict(POSITIVE_TEXT, api_name="/text_classification")["label"] == "pos"
+    image = _shape_image(models_dir, "square")
+    assert client.predict(handle_file(str(image)), api_name="/image_classification")["label"] == "square"
     notes = next(c["props"]["value"] for c in client.config["components"] if c["props"].get("elem_id") == "notes")
-    untrained = [name for name in list_tasks() if name != "text_classification" and get_task(name).demo()]
+    untrained = [name for name in list_tasks() if name not in TRAINERS and get_task(name).demo()]
     for name in untrained:  # tasks with a demo but no model are listed with the command that trains one
         assert train_command(name) in notes
 
@@ -89,3 +92,38 @@ def test_launcher_without_any_model_lists_the_train_commands(tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         serve_all(["--models_dir", str(tmp_path)])
     assert "accelerate launch tasks/text_classification/train.py" in str(exit_info.value.code)
+
+
+# ------------------------------------------------------------------ image classification
+def _shape_image(models_dir, name: str):
+    """A validation image of the tiny image model's toy data (32x32, colour-coded shape)."""
+    return next((models_dir.parent).glob(f"data_image_classification*/shapes/validation/{name}/000.png"))
+
+
+def test_image_app_returns_top_labels_for_each_class(image_app, models_dir):
+    client = _client(image_app)
+    for name in IMAGE_CLASSES:
+        result = client.predict(handle_file(str(_shape_image(models_dir, name))), api_name="/predict")
+        assert result["label"] == name
+        assert {c["label"] for c in result["confidences"]} == set(IMAGE_CLASSES)  # top 5 capped at 3 labels
+        assert abs(sum(c["confidence"] for c in result["confidences"]) - 1) < 1e-4
+
+
+def test_image_app_refuses_a_non_image_upload(image_app, tmp_path):
+    (tmp_path / "report.pdf").write_bytes(b"%PDF-1.4 not really an image")
+    with pytest.raises(AppError, match=r"^'report.pdf' is not an image this demo can read; please upload a PNG"):
+        _client(image_app).predict(handle_file(str(tmp_path / "report.pdf")), api_name="/predict")
+    with pytest.raises(AppError, match=r"^Please upload an image in 'Image' first\.$"):
+        _client(image_app).predict(None, api_name="/predict")
+
+
+def test_image_app_scales_a_huge_image_down_and_classifies_it(image_app, models_dir, tmp_path):
+    huge = tmp_path / "huge.png"  # 6000x4500: 27 megapixels, scaled to 2048 a side before the pipeline
+    Image.open(_shape_image(models_dir, "stripes")).resize((6000, 4500), Image.NEAREST).save(huge)
+    assert _client(image_app).predict(handle_file(str(huge)), api_name="/predict")["label"] == "stripes"
+
+
+def test_image_app_ships_project_made_examples(image_app):
+    config = _client(image_app).config
+    dataset = next(c for c in config["components"] if c.get("type") == "dataset")
+    assert len(dataset["props"]["samples"]) == 4  # one drawn shape per class of the embedded sample data

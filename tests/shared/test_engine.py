@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
@@ -88,11 +89,44 @@ def test_early_stopping_stops_before_the_last_epoch(tiny_bert_dir, toy_text_file
     assert results["global_step"] == 3 * 6  # first eval sets best; no later eval can gain 0.6, so the third stops the run
 
 
-def test_nan_loss_stops_with_step_and_hint(tiny_bert_dir, toy_text_files, tmp_path):
+def test_nan_loss_stops_with_step_and_hint(tiny_bert_dir, toy_text_files, tmp_path, capsys):
     args = tiny_text_args(tiny_bert_dir, *toy_text_files, tmp_path / "out", "--learning_rate", "1e30",
                           "--max_grad_norm", "0", "--logging_steps", "1")
-    with pytest.raises(TrainingDiverged, match=r"optimizer step \d+.*learning_rate"):
+    with pytest.raises(SystemExit) as stop:
         main("text_classification", args)
+    assert stop.value.code == 3
+    assert re.search(r"error: loss became (nan|inf) at or before optimizer step \d+ \(epoch 0\)\. Try a lower "
+                     r"--learning_rate", capsys.readouterr().err, re.M)
+
+
+def test_divergence_is_caught_before_a_checkpoint_is_saved(tiny_bert_dir, toy_text_files, tmp_path, capsys):
+    """Logging every 50 steps but saving every step: the guard runs at each save, so no checkpoint written
+    after the loss went NaN exists for `--resume_from_checkpoint latest` to pick."""
+    from shared.engine import Engine
+    from shared.config import parse_config
+    from shared.task import get_task
+
+    task = get_task("text_classification")
+    cfg = parse_config(task.config_class, tiny_text_args(
+        tiny_bert_dir, *toy_text_files, tmp_path / "out", "--learning_rate", "1e30", "--max_grad_norm", "0",
+        "--logging_steps", "50", "--save_strategy", "steps", "--save_steps", "1", "--save_total_limit", "100"))
+    engine = Engine(task, cfg)
+    engine.setup()
+    with pytest.raises(TrainingDiverged, match=r"optimizer step (\d+)") as error:
+        engine.train()
+    failed_at = int(re.search(r"optimizer step (\d+)", str(error.value)).group(1))
+    assert failed_at < 50  # found at a save, long before the first log
+    saved = sorted(int(p.name.split("_")[1]) for p in (tmp_path / "out" / "run" / "checkpoints").glob("step_*"))
+    assert saved == list(range(1, failed_at))
+
+
+def test_bf16_on_cpu_trains(tiny_bert_dir, toy_text_files, tmp_path):
+    """bf16 autocast on the CPU (what --mixed_precision auto picks on CPUs with AMX/AVX512-BF16): the loss falls."""
+    results = main("text_classification", tiny_text_args(tiny_bert_dir, *toy_text_files, tmp_path / "out",
+                                                         "--mixed_precision", "bf16", "--eval_strategy", "no"))
+    assert results["precision"] == "bf16"
+    losses = [r["train/loss"] for r in _history(tmp_path / "out" / "run") if "train/loss" in r]
+    assert losses[-1] < 0.5 * losses[0], losses
 
 
 def test_ema_weights_are_saved(tiny_bert_dir, toy_text_files, tmp_path):
