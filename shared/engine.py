@@ -50,7 +50,7 @@ class Engine:
 
     def __init__(self, task: Task, cfg, on_evaluate=None):
         self.task, self.cfg = task, cfg
-        self.on_evaluate = on_evaluate  # called as on_evaluate(step, main_metric) after each evaluation
+        self.on_evaluate = on_evaluate  # on_evaluate(step, main metric, greater_is_better) after each evaluation
         start_processes()
         self.run_dir = resolve_run_dir(task.name, cfg)
         self.accelerator = build_accelerator(cfg, self.run_dir)
@@ -245,7 +245,7 @@ class Engine:
         if hasattr(self.scheduler, "step_metric"):
             self.scheduler.step_metric(value)
         if self.on_evaluate:  # hyperparameter search: report, and maybe stop this trial
-            self.on_evaluate(st.step, value)
+            self.on_evaluate(st.step, value, spec.greater_is_better)
         sign = 1 if spec.greater_is_better else -1
         improved = st.best_metric is None or sign * (value - st.best_metric) > cfg.early_stopping_min_delta
         if improved:
