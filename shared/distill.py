@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from shared.config import ConfigError
-from shared.losses import weight_penalty
+from shared.losses import focal_loss_ignored, weight_penalty
 
 
 def distillation_kl(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -93,9 +93,15 @@ class TrainingObjective:
     def __init__(self, task, class_weights: torch.Tensor | None, distiller: Distiller | None = None,
                  l1: float = 0.0, l2: float = 0.0):
         self.task, self.class_weights, self.distiller, self.l1, self.l2 = task, class_weights, distiller, l1, l2
+        self.checked = False
 
     def __call__(self, model, batch: dict):
         loss, outputs = self.task.compute_loss(model, batch, self.class_weights)
+        if not self.checked:  # first forward, before any optimizer step
+            self.checked = True
+            if focal_loss_ignored():
+                raise ConfigError(f"--loss focal: task {self.task.name!r} computes its loss without "
+                                  "shared.losses.classification_loss, so focal loss would not apply")
         if self.distiller:
             loss = self.distiller.blend(loss, outputs, batch)
         return loss + weight_penalty(model, self.l1, self.l2), outputs

@@ -32,12 +32,18 @@ def class_weight_tensor(spec: str | None, label_ids: list[int] | None, num_label
 
 # The run's --loss choice, set once by the engine (configure_losses) so that every task calling
 # classification_loss follows it without a flag of its own.
-_RUN_LOSS = {"focal_gamma": 0.0}
+_RUN_LOSS = {"focal_gamma": 0.0, "used": False}
 
 
 def configure_losses(cfg) -> None:
     """Apply --loss / --focal_gamma to every classification_loss call of this run."""
     _RUN_LOSS["focal_gamma"] = cfg.focal_gamma if getattr(cfg, "loss", "cross_entropy") == "focal" else 0.0
+    _RUN_LOSS["used"] = False
+
+
+def focal_loss_ignored() -> bool:
+    """True when --loss focal was asked for but the task's loss did not go through classification_loss."""
+    return _RUN_LOSS["focal_gamma"] > 0 and not _RUN_LOSS["used"]
 
 
 def uses_custom_loss(class_weights: torch.Tensor | None, label_smoothing: float = 0.0) -> bool:
@@ -55,6 +61,7 @@ def classification_loss(logits: torch.Tensor, labels: torch.Tensor, class_weight
     so gamma 0 gives exactly F.cross_entropy.
     """
     gamma = _RUN_LOSS["focal_gamma"] if focal_gamma is None else focal_gamma
+    _RUN_LOSS["used"] = True
     weight = class_weights.to(logits.device) if class_weights is not None else None
     logits = logits.float()
     if not gamma:
