@@ -308,7 +308,7 @@ class Engine:
     def _release_training_memory(self) -> None:
         """Drop the model and optimizer state before plotting, so plotting adds nothing to peak memory."""
         self.accelerator.free_memory()
-        self.model = self.optimizer = self.scheduler = self.ema = None
+        self.model = self.optimizer = self.scheduler = self.ema = self.objective = None  # objective: the teacher
         gc.collect()
 
 
