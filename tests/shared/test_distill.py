@@ -43,3 +43,27 @@ def test_teacher_with_other_labels_is_refused_before_training(tiny_bert_dir, toy
                                                     "--teacher_model", str(tmp_path / "teacher" / "run" / "best")))
     assert "was trained on labels ['x', 'y', 'z']" in capsys.readouterr().err
     assert not (tmp_path / "student" / "run" / "metrics.jsonl").exists()
+
+
+@pytest.mark.slow
+def test_image_student_trains_with_a_timm_teacher(tmp_path):
+    from transformers import TimmWrapperConfig, TimmWrapperForImageClassification
+
+    from tasks.image_classification.sample_data import write_image_folder
+
+    shapes = write_image_folder(tmp_path / "shapes", {"train": 8, "validation": 4}, size=32,
+                                classes=["circle", "square"], colour_coded=True)
+    data_cfg = {"input_size": [3, 32, 32], "crop_pct": 1.0, "crop_mode": "center", "interpolation": "bilinear",
+                "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
+    TimmWrapperForImageClassification(TimmWrapperConfig(architecture="test_convnext", num_labels=2,
+                                                         pretrained_cfg=data_cfg)).save_pretrained(tmp_path / "m")
+    args = lambda out, *extra: ["--model_name_or_path", str(tmp_path / "m"), "--train_dir", str(shapes / "train"),
+                                "--validation_dir", str(shapes / "validation"), "--output_dir", str(tmp_path / out),
+                                "--run_name", "run", "--max_train_steps", "3", "--save_strategy", "no",
+                                "--mixed_precision", "no", "--logging_steps", "1", *extra]
+    main("image_classification", args("teacher"))
+    results = main("image_classification", args("student", "--teacher_model", str(tmp_path / "teacher/run/best")))
+    assert results["global_step"] == 3
+    with pytest.raises(SystemExit):  # mixing images would show the teacher other pixels than the student
+        main("image_classification", args("mixed", "--teacher_model", str(tmp_path / "teacher/run/best"),
+                                          "--mixup_alpha", "0.2"))
