@@ -29,10 +29,19 @@ def machine_info() -> dict:
             "python": platform.python_version(), "date": time.strftime("%Y-%m-%d")}
 
 
+def machine_tag() -> str:
+    """Short name of this machine in result file names: host and CPU capability (e.g. vm-avx512)."""
+    import torch
+
+    return f"{platform.node() or 'host'}-{torch.backends.cpu.get_cpu_capability().lower()}"
+
+
 def run_measured(command: list[str], log_path: Path, env: dict | None = None) -> dict:
     """Run `command` to completion; return wall seconds and the peak RSS of that process tree in MB."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **(env or {})}
+    # PYTHONPATH: scripts import `benchmarks` (not an installed package) and this checkout's code
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": str(ROOT),
+                **(env or {})}
     started = time.perf_counter()
     with log_path.open("w") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)

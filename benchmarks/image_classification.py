@@ -35,7 +35,7 @@ def _ours(common: list[str], work: Path, seed: int, env: dict) -> dict:
 def _trainer(common: list[str], work: Path, seed: int, args: argparse.Namespace, bf16: bool, env: dict) -> dict:
     out = work / f"trainer_seed{seed}"
     out.mkdir(parents=True, exist_ok=True)
-    extra = ["--pipeline", args.trainer_pipeline] + (["--bf16"] if bf16 else []) + (
+    extra = ["--pipeline", args.trainer_pipeline, "--per_epoch_eval"] + (["--bf16"] if bf16 else []) + (
         ["--trainer_learning_rate", str(args.trainer_learning_rate)] if args.trainer_learning_rate else [])
     measured = run_measured(python_command("benchmarks/baselines/image_classification_trainer.py", "--recipe",
                                            RECIPE, "--output_dir", str(out), *extra, *common, "--seed", str(seed)),

@@ -90,7 +90,8 @@ class TrainConfig:
     hpo_trials: int = field(default=0, metadata={"help": "Run an optuna search of this many trials instead of one run."})
     hpo_pruning: bool = field(default=True, metadata={"help": "Stop unpromising trials early (median of earlier trials)."})
     # evaluation, checkpoints, logging
-    eval_strategy: Literal["epoch", "steps", "no"] = "epoch"
+    eval_strategy: Literal["epoch", "steps", "end", "no"] = field(default="epoch", metadata={
+        "help": "When to evaluate: each epoch, every --eval_steps, once at the end, or never."})
     eval_steps: int = 500
     save_strategy: Literal["epoch", "steps", "no"] = "epoch"
     save_steps: int = 500
@@ -128,9 +129,9 @@ class TrainConfig:
             raise ConfigError(f"--warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
             raise ConfigError(f"--ema_decay must be in (0, 1), got {self.ema_decay}")
-        if self.lr_scheduler_type == "reduce_on_plateau" and self.eval_strategy == "no":
-            raise ConfigError("--lr_scheduler_type reduce_on_plateau needs evaluations (--eval_strategy epoch|steps)")
-        if self.early_stopping_patience is not None and self.eval_strategy == "no":
+        if self.lr_scheduler_type == "reduce_on_plateau" and self.eval_strategy in ("no", "end"):
+            raise ConfigError("--lr_scheduler_type reduce_on_plateau needs evaluations during training (--eval_strategy epoch|steps)")
+        if self.early_stopping_patience is not None and self.eval_strategy in ("no", "end"):
             raise ConfigError("--early_stopping_patience needs evaluations (--eval_strategy epoch|steps)")
         if self.focal_gamma < 0 or self.l1_penalty < 0 or self.l2_penalty < 0:
             raise ConfigError("--focal_gamma, --l1_penalty and --l2_penalty must be >= 0")

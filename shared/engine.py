@@ -142,6 +142,7 @@ class Engine:
         bar = tqdm(total=self.total_steps, initial=st.step, disable=not acc.is_local_main_process, desc="train")
         running, micro, samples, tic = torch.zeros((), device=acc.device), 0, 0, time.perf_counter()
         self.train_started, self.train_samples = time.perf_counter(), 0
+        self.pause_seconds = 0.0  # evaluations and checkpoints inside the loop, kept out of step throughput
         self.stop = st.step >= self.total_steps
         for epoch in range(st.epoch, self.num_epochs):
             if self.stop:
@@ -203,23 +204,26 @@ class Engine:
         cfg, st = self.cfg, self.state
         at_steps = lambda strategy, every: (strategy == "steps" and st.step % every == 0) or (
             strategy == "epoch" and end_of_epoch)
+        paused = time.perf_counter()
         if at_steps(cfg.eval_strategy, cfg.eval_steps):
             self._evaluate_and_track()
         if end_of_epoch:  # a checkpoint taken now must resume at the start of the next epoch
             st.epoch, st.batches_in_epoch = st.epoch + 1, 0
         if at_steps(cfg.save_strategy, cfg.save_steps):
             self.checkpoints.save(self.accelerator, st)
+        self.pause_seconds += time.perf_counter() - paused
 
     # ------------------------------------------------------------------ eval
     def evaluate(self) -> dict:
         """Metrics of the current weights (EMA weights when enabled) on the validation split."""
         acc = self.accelerator
         self.model.eval()
-        losses, batches = [], []
+        losses, batches, started, samples = [], [], time.perf_counter(), 0
         weights = self.ema.swapped_in(acc.unwrap_model(self.model)) if self.ema else nullcontext()
         with weights, torch.no_grad():
             for batch in tqdm(self.eval_loader, disable=not acc.is_local_main_process, desc="eval", leave=False):
                 loss, predictions, references = self.task.eval_step(self.model, batch)
+                samples += _batch_size(batch) * acc.num_processes
                 batches.append((_gather(acc, predictions), _gather(acc, references)))
                 if loss is not None:
                     losses.append(acc.gather_for_metrics(loss.detach().float().repeat(_batch_size(batch))))
@@ -229,6 +233,7 @@ class Engine:
         if losses:
             metrics["loss"] = torch.cat(losses).mean().item()
         self.last_batches = batches
+        self.eval_samples_per_second = samples / max(time.perf_counter() - started, 1e-9)
         self.model.train()
         return metrics
 
@@ -237,7 +242,8 @@ class Engine:
         metrics = self.evaluate()
         self.last_eval = (st.step, metrics)
         scalars, _ = split_scalars(metrics)
-        self.logger.log({f"eval/{k}": v for k, v in scalars.items()}, st.step,
+        self.logger.log({**{f"eval/{k}": v for k, v in scalars.items()},
+                         "perf/eval_samples_per_sec": self.eval_samples_per_second}, st.step,
                         st.epoch + st.batches_in_epoch / len(self.train_loader))
         value = scalars.get(spec.main)
         if value is None:
@@ -279,6 +285,7 @@ class Engine:
         if cfg.eval_strategy != "no":
             done_step, done_metrics = getattr(self, "last_eval", (None, None))
             last_metrics = done_metrics if done_step == st.step else self.evaluate()
+        self._release_optimizer()  # its state is as large as the weights twice over; exports need neither
         self._export("last", last_metrics)
         if st.best_step is None or cfg.eval_strategy == "no":
             st.best_step, st.best_metrics = st.step, last_metrics
@@ -288,6 +295,9 @@ class Engine:
         results.update({"best_step": st.best_step, "global_step": st.step, "main_metric": self.metric_spec.main,
                         "train_runtime": round(self.train_seconds, 3),
                         "train_samples_per_second": round(self.train_samples / max(self.train_seconds, 1e-9), 3),
+                        "train_step_samples_per_second": round(
+                            self.train_samples / max(self.train_seconds - self.pause_seconds, 1e-9), 3),
+                        "eval_samples_per_second": round(getattr(self, "eval_samples_per_second", 0.0), 3),
                         "precision": acc.mixed_precision, "num_processes": acc.num_processes})
         self._release_training_memory()
         if self.is_main:
@@ -304,6 +314,13 @@ class Engine:
         acc.end_training()
         return results
 
+
+    def _release_optimizer(self) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        self.accelerator.free_memory()  # forgets the prepared objects; self.model stays usable
+        self.accelerator._custom_objects.clear()  # the checkpointed scheduler still points at the optimizer
+        self.optimizer = self.scheduler = None
+        gc.collect()
 
     def _release_training_memory(self) -> None:
         """Drop the model and optimizer state before plotting, so plotting adds nothing to peak memory."""

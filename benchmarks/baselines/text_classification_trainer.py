@@ -1,8 +1,6 @@
 """transformers.Trainer on the same model, data and settings as our text-classification recipe."""
 from __future__ import annotations
 
-import argparse
-import json
 import math
 
 import numpy as np
@@ -10,6 +8,7 @@ import torch
 from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
                           TrainingArguments)
 
+from benchmarks.baselines.common import EvalClock, baseline_parser, write_trainer_results
 from shared.config import parse_config
 from shared.evaluation import load_metric
 from shared.models import resolve_model
@@ -17,11 +16,7 @@ from shared.task import get_task
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--recipe", required=True)
-    parser.add_argument("--output_dir", required=True)
-    parser.add_argument("--bf16", action="store_true")
-    args, overrides = parser.parse_known_args()
+    args, overrides = baseline_parser().parse_known_args()
     import tasks  # noqa: F401
     task = get_task("text_classification")
     cfg = parse_config(task.config_class, ["--config", args.recipe, *overrides])
@@ -45,20 +40,16 @@ def main() -> None:
         per_device_eval_batch_size=cfg.per_device_eval_batch_size, learning_rate=cfg.learning_rate,
         num_train_epochs=cfg.num_train_epochs, weight_decay=cfg.weight_decay,
         warmup_steps=cfg.warmup_steps or math.ceil(cfg.warmup_ratio * steps), lr_scheduler_type="linear",
-        eval_strategy="epoch", save_strategy="epoch", save_total_limit=cfg.save_total_limit,
-        load_best_model_at_end=True, metric_for_best_model="accuracy", logging_steps=cfg.logging_steps,
+        eval_strategy="epoch" if args.per_epoch_eval else "no", save_strategy="no", logging_steps=cfg.logging_steps,
         seed=cfg.seed, bf16=args.bf16, use_cpu=not torch.cuda.is_available(), report_to="none",
         max_grad_norm=cfg.max_grad_norm, dataloader_num_workers=cfg.dataloader_num_workers)
     trainer = Trainer(model=model, args=training_args, train_dataset=encoded["train"],
                       eval_dataset=encoded["validation"], data_collator=DataCollatorWithPadding(tokenizer),
-                      compute_metrics=compute_metrics)
+                      compute_metrics=compute_metrics, callbacks=[clock := EvalClock()])
     train_output = trainer.train()
-    final = trainer.evaluate()  # the best checkpoint, reloaded at the end
-    result = {"eval_accuracy": final["eval_accuracy"], "eval_f1": final["eval_f1"],
-              "train_runtime": train_output.metrics["train_runtime"],
-              "train_samples_per_second": train_output.metrics["train_samples_per_second"]}
-    with open(f"{args.output_dir}/trainer_results.json", "w") as handle:
-        json.dump(result, handle, indent=1)
+    final = trainer.evaluate()  # the last weights, as our side reports them
+    write_trainer_results(args.output_dir, train_output, {k: final[f"eval_{k}"] for k in ("accuracy", "f1")}, clock,
+                          eval_samples_per_second=final["eval_samples_per_second"])
 
 
 if __name__ == "__main__":

@@ -1,24 +1,20 @@
 """Seq2SeqTrainer on the same model, tokenizer, data and settings as our translation recipe."""
 from __future__ import annotations
 
-import argparse
-import json
 import math
+import time
 
 import torch
 from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainer, Seq2SeqTrainingArguments, set_seed
 
+from benchmarks.baselines.common import baseline_parser, write_trainer_results
 from shared.config import parse_config
 from shared.evaluation import load_metric
 from shared.task import get_task
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--recipe", required=True)
-    parser.add_argument("--output_dir", required=True)
-    parser.add_argument("--bf16", action="store_true")
-    args, overrides = parser.parse_known_args()
+    args, overrides = baseline_parser().parse_known_args()  # evaluates once, after training
     import tasks  # noqa: F401
     from tasks.translation.modeling import build_seq2seq
 
@@ -44,6 +40,7 @@ def main() -> None:
                              # model= adds decoder_input_ids: Trainer's label smoother pops the labels
                              data_collator=DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100))
     train_output = trainer.train()
+    eval_started = time.perf_counter()
     output = trainer.predict(valid)
     ids = output.predictions
     ids[ids < 0] = tokenizer.pad_token_id  # Trainer pads generated ids across batches with -100
@@ -51,12 +48,11 @@ def main() -> None:
     references = [[t] for t in data["validation"]["target"]]
     bleu = load_metric("sacrebleu").compute(predictions=predictions, references=references)
     chrf = load_metric("chrf").compute(predictions=predictions, references=references)
-    result = {"eval_bleu": bleu["bleu"], "eval_chrf": chrf["chrf"],
-              "train_runtime": train_output.metrics["train_runtime"],
-              "train_samples_per_second": train_output.metrics["train_samples_per_second"],
-              "predict_seconds": output.metrics.get("test_runtime")}
-    with open(f"{args.output_dir}/trainer_results.json", "w") as handle:
-        json.dump(result, handle, indent=1)
+    eval_seconds = time.perf_counter() - eval_started  # generation and scoring, as ours
+    write_trainer_results(args.output_dir, train_output, {"bleu": bleu["bleu"], "chrf": chrf["chrf"]},
+                          eval_samples_per_second=len(valid) / eval_seconds, predict_seconds=eval_seconds,
+                          eval_history=[{"time_s": train_output.metrics["train_runtime"] + eval_seconds,
+                                         "eval_bleu": bleu["bleu"]}])
 
 
 if __name__ == "__main__":

@@ -23,7 +23,8 @@ def _free_port() -> int:
 
 
 def _launch(launcher_args: list[str], args: list[str]) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": "",
+           "PYTHONPATH": str(ROOT)}  # the subprocess imports this checkout, whichever copy pip installed
     command = [sys.executable, "-m", "accelerate.commands.launch", *launcher_args, str(SCRIPT), *args]
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -1,0 +1,121 @@
+"""Latency and throughput of saved models through `transformers.pipeline` on CPU.
+
+    python -m benchmarks inference --models text_classification=outputs/text_classification/run/best ...
+
+For each model: batch 1 (median and p95 latency per input) and batch 32 (inputs per second), for the
+eager model, `torch.compile`, and dynamic int8 quantization of the Linear layers, each with the metric it
+reaches on the same validation inputs, so a speed-up is never reported without its cost.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from benchmarks.common import RESULTS_DIR, machine_info, machine_tag, markdown_table
+from benchmarks.suite import pairs
+from shared.config import parse_config
+from shared.evaluation import load_metric
+from shared.task import get_task
+
+
+def _classification(rows, outputs, labels) -> dict:
+    hits = [out[0]["label"] == labels[row["label"]] for row, out in zip(rows, outputs)]
+    return {"accuracy": sum(hits) / len(hits)}
+
+
+def _qa(rows, outputs, _labels) -> dict:
+    predictions = [{"id": r["id"], "prediction_text": o["answer"]} for r, o in zip(rows, outputs)]
+    references = [{"id": r["id"], "answers": r["answers"]} for r in rows]
+    return {"f1": load_metric("squad").compute(predictions=predictions, references=references)["f1"]}
+
+
+def _translation(rows, outputs, _labels) -> dict:
+    predictions = [o[0]["translation_text"] if isinstance(o, list) else o["translation_text"] for o in outputs]
+    return {"bleu": load_metric("sacrebleu").compute(predictions=predictions,
+                                                     references=[[r["target"]] for r in rows])["bleu"]}
+
+
+# task -> (pipeline input of one raw validation row, metric of the outputs, top_k-style extra call args)
+ADAPTERS = {
+    "text_classification": (lambda r: r["text"], _classification, {"top_k": 1}),
+    "image_classification": (lambda r: r["image"].convert("RGB"), _classification, {"top_k": 1}),
+    "question_answering": (lambda r: {"question": r["question"], "context": r["context"]}, _qa, {}),
+    "translation": (lambda r: r["source"], _translation, {}),
+}
+
+
+def _validation_rows(task_name: str, samples: int) -> tuple[list[dict], list[str] | None]:
+    task, pair = get_task(task_name), pairs()[task_name]
+    cfg = parse_config(task.config_class, ["--config", pair.recipe, *pair.data_flags, "--output_dir", "/tmp/unused"])
+    data = task.load_data(cfg)
+    rows = [data["validation"][i] for i in range(min(samples, len(data["validation"])))]
+    return rows, task.label_names(cfg, data)
+
+
+def _variants(model: torch.nn.Module):
+    yield "eager fp32", model
+    yield "torch.compile", torch.compile(model)
+    quantized = torch.ao.quantization.quantize_dynamic(copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8)
+    yield "dynamic int8", quantized
+
+
+def _measure(pipe, inputs: list, call_args: dict) -> tuple[list, dict]:
+    pipe(inputs[:2], batch_size=2, **call_args)  # warm-up (and compilation) outside the clock
+    latencies, outputs = [], []
+    for item in inputs:
+        started = time.perf_counter()
+        outputs.append(pipe(item, **call_args))
+        latencies.append((time.perf_counter() - started) * 1000)
+    started = time.perf_counter()
+    pipe(inputs, batch_size=32, **call_args)
+    batched = len(inputs) / (time.perf_counter() - started)
+    p95 = statistics.quantiles(latencies, n=20)[-1] if len(latencies) >= 20 else max(latencies)
+    return outputs, {"batch1_p50_ms": round(statistics.median(latencies), 2), "batch1_p95_ms": round(p95, 2),
+                     "batch32_per_s": round(batched, 2)}
+
+
+def benchmark_model(task_name: str, model_dir: str, samples: int) -> list[dict]:
+    from transformers import pipeline
+
+    task = get_task(task_name)
+    to_input, score, call_args = ADAPTERS[task_name]
+    rows, labels = _validation_rows(task_name, samples)
+    inputs = [to_input(r) for r in rows]
+    pipe = pipeline(task.pipeline_tag, model=model_dir, device=-1)
+    eager = pipe.model
+    size_mb = sum(p.numel() * p.element_size() for p in eager.parameters()) / 2**20
+    results = []
+    for name, model in _variants(eager):
+        pipe.model = model
+        try:
+            outputs, timing = _measure(pipe, inputs, call_args)
+            metric = {k: round(v, 4) for k, v in score(rows, outputs, labels).items()}
+        except Exception as err:  # a variant that does not apply to this architecture is reported, not hidden
+            timing, metric = {"error": f"{type(err).__name__}: {str(err)[:120]}"}, {}
+        results.append({"task": task_name, "variant": name, **timing, **metric, "samples": len(inputs),
+                        "fp32_params_mb": round(size_mb, 1)})
+    pipe.model = eager
+    return results
+
+
+def run_inference(models: dict[str, str], samples: int) -> Path:
+    torch.set_num_threads(len(__import__("os").sched_getaffinity(0)))
+    rows = []
+    for task_name, model_dir in models.items():
+        rows += benchmark_model(task_name, model_dir, samples)
+    columns = ["task", "variant", "batch1_p50_ms", "batch1_p95_ms", "batch32_per_s", "accuracy", "f1", "bleu",
+               "samples", "fp32_params_mb", "error"]
+    table = markdown_table(rows, columns)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{time.strftime('%Y%m%d')}-{machine_tag()}-inference.json"
+    command = "python -m benchmarks inference --models " + " ".join(f"{k}={v}" for k, v in models.items())
+    path.write_text(json.dumps({"machine": machine_info(), "command": command, "rows": rows, "table": table},
+                               indent=1))
+    path.with_suffix(".md").write_text(f"`{command}`\n\n{table}")
+    print(table)
+    return path

@@ -1,0 +1,56 @@
+"""Training throughput of one task with 1 and 2 processes, and 0/1/2 dataloader workers.
+
+    python -m benchmarks scaling [--task text_classification]
+
+Shows what the input pipeline costs (workers) and what data parallelism gives on this machine (two gloo
+processes over the same cores share them: on a 2-core CPU it measures overhead, on GPUs it scales).
+"""
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import RESULTS_DIR, machine_info, machine_tag, markdown_table, run_measured
+from benchmarks.suite import pairs
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _launch(processes: int) -> list[str]:
+    if processes == 1:
+        return [sys.executable]
+    # --multi_gpu with no GPU gives real gloo processes on CPU (plain --cpu --num_processes runs one)
+    return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
+            "--main_process_port", str(_free_port())]
+
+
+def run_scaling(task: str) -> Path:
+    pair = pairs()[task]
+    work = Path(tempfile.mkdtemp(prefix="bench_scaling_"))
+    rows = []
+    for processes, workers in [(1, 0), (1, 1), (1, 2), (2, 0)]:
+        out = work / f"p{processes}_w{workers}"
+        command = [*_launch(processes), f"tasks/{task}/train.py", "--config", pair.recipe, *pair.data_flags,
+                   *pair.quick_flags, "--dataloader_num_workers", str(workers), "--eval_strategy", "end",
+                   "--save_strategy", "no", "--output_dir", str(out), "--run_name", "run"]
+        measured = run_measured(command, work / f"{out.name}.log")
+        results = json.loads((out / "run" / "results.json").read_text())
+        rows.append({"task": task, "processes": results["num_processes"], "dataloader_workers": workers,
+                     "train_step_samples_per_s": results["train_step_samples_per_second"],
+                     "eval_samples_per_s": results["eval_samples_per_second"],
+                     f"{pair.metric}": round(results[f"last_eval_{pair.metric}"], 4), **measured})
+    table = markdown_table(rows, list(rows[0]))
+    command = f"python -m benchmarks scaling --task {task}"
+    path = RESULTS_DIR / f"{time.strftime('%Y%m%d')}-{machine_tag()}-scaling-{task}.json"
+    path.write_text(json.dumps({"machine": machine_info(), "command": command, "rows": rows, "table": table}, indent=1))
+    path.with_suffix(".md").write_text(f"`{command}`\n\n{table}")
+    print(table)
+    return path
