@@ -14,6 +14,10 @@ def main(task_name: str, args: list[str] | None = None) -> dict:
     task = get_task(task_name)
     try:
         cfg = parse_config(task.config_class, args)
+        if cfg.hpo_trials:
+            from shared.tune import tune  # optuna is the [tune] extra: imported only here
+
+            return tune(task, cfg)
         return run(task, cfg)
     except (ConfigError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -68,6 +68,27 @@ class TrainConfig:
     ema_decay: Optional[float] = field(default=None, metadata={"help": "Keep an EMA of the weights, evaluated and saved."})
     class_weights: Optional[str] = field(default=None, metadata={"help": "'balanced' or comma-separated weights per label."})
     label_smoothing: float = 0.0
+    loss: Literal["cross_entropy", "focal"] = field(default="cross_entropy", metadata={
+        "help": "Classification loss: focal down-weights easy examples by (1 - p_true) ** --focal_gamma."})
+    focal_gamma: float = 2.0
+    weighted_sampler: bool = field(default=False, metadata={
+        "help": "Draw training rows with replacement, each class equally often (inverse class frequency)."})
+    l1_penalty: float = field(default=0.0, metadata={"help": "Adds l1_penalty * sum |w| of weight matrices to the loss."})
+    l2_penalty: float = field(default=0.0, metadata={
+        "help": "Adds l2_penalty * sum w^2 of weight matrices to the loss (coupled L2, unlike --weight_decay)."})
+    layerwise_lr_decay: float = field(default=1.0, metadata={
+        "help": "Layer i of L numbered layers trains at lr * decay ** (L - i), embeddings at decay ** (L + 1), "
+                "the head at lr; 1 = off."})
+    # knowledge distillation
+    teacher_model: Optional[str] = field(default=None, metadata={
+        "help": "A model fine-tuned on the same labels and inputs; its soft targets teach this model."})
+    distill_alpha: float = field(default=0.5, metadata={"help": "Weight of the distillation KL; the task loss gets 1 - alpha."})
+    distill_temperature: float = 2.0
+    # data checks and hyperparameter search
+    data_report: bool = field(default=True, metadata={
+        "help": "Write data_report.json (duplicates, overlap, labels, image sizes) and print a summary before training."})
+    hpo_trials: int = field(default=0, metadata={"help": "Run an optuna search of this many trials instead of one run."})
+    hpo_pruning: bool = field(default=True, metadata={"help": "Stop unpromising trials early (median of earlier trials)."})
     # evaluation, checkpoints, logging
     eval_strategy: Literal["epoch", "steps", "end", "no"] = field(default="epoch", metadata={
         "help": "When to evaluate: each epoch, every --eval_steps, once at the end, or never."})
@@ -112,6 +133,14 @@ class TrainConfig:
             raise ConfigError("--lr_scheduler_type reduce_on_plateau needs evaluations during training (--eval_strategy epoch|steps)")
         if self.early_stopping_patience is not None and self.eval_strategy in ("no", "end"):
             raise ConfigError("--early_stopping_patience needs evaluations (--eval_strategy epoch|steps)")
+        if self.focal_gamma < 0 or self.l1_penalty < 0 or self.l2_penalty < 0:
+            raise ConfigError("--focal_gamma, --l1_penalty and --l2_penalty must be >= 0")
+        if not 0.0 < self.layerwise_lr_decay <= 1.0:
+            raise ConfigError(f"--layerwise_lr_decay must be in (0, 1], got {self.layerwise_lr_decay}")
+        if not 0.0 <= self.distill_alpha <= 1.0 or self.distill_temperature <= 0:
+            raise ConfigError("--distill_alpha must be in [0, 1] and --distill_temperature > 0")
+        if self.hpo_trials < 0 or (self.hpo_trials and self.eval_strategy == "no"):
+            raise ConfigError("--hpo_trials needs a count >= 0 and evaluations (--eval_strategy epoch|steps)")
         if self.push_to_hub and not self.hub_model_id:
             raise ConfigError("--push_to_hub needs --hub_model_id (for example your-name/my-model)")
 

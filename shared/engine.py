@@ -16,12 +16,14 @@ from tqdm.auto import tqdm
 from shared.checkpoint import CheckpointManager, TrainState, export_model
 from shared.config import ConfigError, save_config
 from shared.data import DataError
+from shared.data_report import write_data_report
+from shared.distill import TrainingObjective, load_distiller
 from shared.ema import ModelEma
 from shared.evaluation import split_scalars
-from shared.losses import class_weight_tensor
+from shared.losses import class_weight_tensor, configure_losses
 from shared.optim import build_optimizer, build_scheduler, warmup_steps
 from shared.peft_utils import apply_peft
-from shared.sampling import LengthGroupedBatchSampler, SeededFetch
+from shared.sampling import SeededFetch, train_batching
 from shared.runtime import build_accelerator, resolve_run_dir, start_processes
 from shared.task import Task
 from shared.tracking import MetricsLogger, plot_run, write_results
@@ -47,8 +49,9 @@ def _gather(accelerator, value):
 class Engine:
     """setup() -> train() -> finish(): one run of one task."""
 
-    def __init__(self, task: Task, cfg):
+    def __init__(self, task: Task, cfg, on_evaluate=None):
         self.task, self.cfg = task, cfg
+        self.on_evaluate = on_evaluate  # on_evaluate(step, main metric, greater_is_better) after each evaluation
         start_processes()
         self.run_dir = resolve_run_dir(task.name, cfg)
         self.accelerator = build_accelerator(cfg, self.run_dir)
@@ -60,6 +63,7 @@ class Engine:
         set_seed(cfg.seed)
         if cfg.push_to_hub:
             _check_hub_reachable()
+        configure_losses(cfg)
         with acc.main_process_first():
             data = task.load_data(cfg)
         self.labels = task.label_names(cfg, data)
@@ -71,16 +75,14 @@ class Engine:
             train_ds = task.preprocess(cfg, self.processor, data["train"], "train")
             eval_ds = task.preprocess(cfg, self.processor, data["validation"], "validation")
         self.raw_eval = data["validation"]
-        self.class_weights = class_weight_tensor(cfg.class_weights, task.label_ids(cfg, data), self.num_labels or 0)
+        label_ids = task.label_ids(cfg, data)
+        self.class_weights = class_weight_tensor(cfg.class_weights, label_ids, self.num_labels or 0)
         collate = task.collate_fn(cfg, self.processor)
         pin = torch.cuda.is_available()
         # The loader's own generator keeps its per-epoch seed draw off the global RNG, which a resumed
         # run restores from the checkpoint (dropout masks then match an uninterrupted run).
         lengths = task.lengths(train_ds) if cfg.group_by_length else None
-        self.length_sampler = LengthGroupedBatchSampler(lengths, cfg.per_device_train_batch_size, cfg.seed) \
-            if lengths else None
-        batching = {"batch_sampler": self.length_sampler} if self.length_sampler else \
-            {"batch_size": cfg.per_device_train_batch_size, "shuffle": True}
+        self.epoch_sampler, batching = train_batching(cfg, lengths, label_ids, len(train_ds))
         self.train_fetch = SeededFetch(train_ds, cfg.seed)  # augmentations replay exactly on resume
         train_loader = DataLoader(self.train_fetch, **batching, collate_fn=collate,
                                   num_workers=cfg.dataloader_num_workers, pin_memory=pin,
@@ -88,6 +90,10 @@ class Engine:
         eval_loader = DataLoader(eval_ds, batch_size=cfg.per_device_eval_batch_size, shuffle=False, collate_fn=collate,
                                  num_workers=cfg.dataloader_num_workers, pin_memory=pin)
         optimizer = build_optimizer(cfg, model, task.lr_overrides(cfg, model))
+        distiller = load_distiller(task, cfg, self.labels, acc.device, acc.autocast)
+        if distiller:
+            distiller.check(next(iter(eval_loader)), self.num_labels)  # the eval loader: no shuffle RNG drawn
+        self.objective = TrainingObjective(task, self.class_weights, distiller, cfg.l1_penalty, cfg.l2_penalty)
         self.model, self.optimizer, self.train_loader, self.eval_loader = acc.prepare(
             model, optimizer, train_loader, eval_loader)
         # Step counts are computed after prepare(): the loader is now this process's shard.
@@ -112,6 +118,8 @@ class Engine:
         if self.is_main:  # only now: a run refused above leaves no config behind (nor overwrites a resumed run's)
             self.run_dir.mkdir(parents=True, exist_ok=True)
             save_config(cfg, self.run_dir / "config.yaml")
+            if cfg.data_report:
+                write_data_report(data, task.row_key, self.run_dir, log=acc.print)
         self.logger = MetricsLogger(acc, self.run_dir, resume_step)
         if acc.trackers == [] and cfg.report_to not in ("none", ""):
             acc.init_trackers(self.run_dir.name, config={k: v for k, v in vars(cfg).items() if v is not None})
@@ -146,12 +154,12 @@ class Engine:
                 loader = acc.skip_first_batches(self.train_loader, st.batches_in_epoch)
             loader.set_epoch(epoch)  # the seeded shuffle order depends only on (seed, epoch)
             self.train_fetch.set_epoch(epoch)  # and so do the augmentations
-            if self.length_sampler:  # under a multi-process shard, set_epoch may not reach it
-                self.length_sampler.set_epoch(epoch)
+            if self.epoch_sampler:  # under a multi-process shard, set_epoch may not reach it
+                self.epoch_sampler.set_epoch(epoch)
             st.epoch, st.batches_in_epoch = epoch, (st.batches_in_epoch if epoch == st.epoch else 0)
             for batch in loader:
                 with acc.accumulate(self.model):
-                    loss, _ = self.task.compute_loss(self.model, batch, self.class_weights)
+                    loss, _ = self.objective(self.model, batch)
                     acc.backward(loss)
                     grad_norm = None
                     if acc.sync_gradients and cfg.max_grad_norm > 0:
@@ -250,6 +258,8 @@ class Engine:
             raise KeyError(f"main metric {spec.main!r} missing from eval metrics {sorted(scalars)}")
         if hasattr(self.scheduler, "step_metric"):
             self.scheduler.step_metric(value)
+        if self.on_evaluate:  # hyperparameter search: report, and maybe stop this trial
+            self.on_evaluate(st.step, value, spec.greater_is_better)
         sign = 1 if spec.greater_is_better else -1
         improved = st.best_metric is None or sign * (value - st.best_metric) > cfg.early_stopping_min_delta
         if improved:
@@ -323,7 +333,7 @@ class Engine:
     def _release_training_memory(self) -> None:
         """Drop the model and optimizer state before plotting, so plotting adds nothing to peak memory."""
         self.accelerator.free_memory()
-        self.model = self.optimizer = self.scheduler = self.ema = None
+        self.model = self.optimizer = self.scheduler = self.ema = self.objective = None  # objective: the teacher
         gc.collect()
 
 
@@ -357,9 +367,9 @@ def _push(folder: Path, repo_id: str) -> None:
     api.upload_folder(folder_path=str(folder), repo_id=repo_id)
 
 
-def run(task: Task, cfg) -> dict:
+def run(task: Task, cfg, on_evaluate=None) -> dict:
     """Train and evaluate `task` as configured; return the results written to results.json."""
-    engine = Engine(task, cfg)
+    engine = Engine(task, cfg, on_evaluate)
     engine.setup()
     engine.train()
     return engine.finish()

@@ -1,4 +1,5 @@
-"""Losses the engine offers every classification-style task: class weights, label smoothing."""
+"""Losses the engine offers every classification-style task: class weights, label smoothing, focal loss,
+and L1/L2 weight penalties."""
 from __future__ import annotations
 
 from collections import Counter
@@ -29,9 +30,61 @@ def class_weight_tensor(spec: str | None, label_ids: list[int] | None, num_label
     return torch.tensor(weights, dtype=torch.float32)
 
 
+# The run's --loss choice, set once by the engine (configure_losses) so that every task calling
+# classification_loss follows it without a flag of its own.
+_RUN_LOSS = {"focal_gamma": 0.0, "used": False}
+
+
+def configure_losses(cfg) -> None:
+    """Apply --loss / --focal_gamma to every classification_loss call of this run."""
+    _RUN_LOSS["focal_gamma"] = cfg.focal_gamma if getattr(cfg, "loss", "cross_entropy") == "focal" else 0.0
+    _RUN_LOSS["used"] = False
+
+
+def focal_loss_ignored() -> bool:
+    """True when --loss focal was asked for but the task's loss did not go through classification_loss."""
+    return _RUN_LOSS["focal_gamma"] > 0 and not _RUN_LOSS["used"]
+
+
+def uses_custom_loss(class_weights: torch.Tensor | None, label_smoothing: float = 0.0) -> bool:
+    """True when a task must compute classification_loss instead of taking the model's own loss."""
+    return class_weights is not None or label_smoothing > 0 or _RUN_LOSS["focal_gamma"] > 0
+
+
 def classification_loss(logits: torch.Tensor, labels: torch.Tensor, class_weights: torch.Tensor | None,
-                        label_smoothing: float = 0.0, ignore_index: int = -100) -> torch.Tensor:
-    """Cross-entropy over dim 1 (works for [B, C] and [B, C, H, W]), computed in fp32."""
+                        label_smoothing: float = 0.0, ignore_index: int = -100,
+                        focal_gamma: float | None = None) -> torch.Tensor:
+    """Cross-entropy (or focal loss) over dim 1, for [B, C] and [B, C, H, W] logits, computed in fp32.
+
+    focal_gamma None follows the run's --loss. Focal loss scales each term by (1 - p_true) ** gamma
+    (Lin et al. 2017) and is averaged like weighted cross-entropy (sum over sum of class weights),
+    so gamma 0 gives exactly F.cross_entropy.
+    """
+    gamma = _RUN_LOSS["focal_gamma"] if focal_gamma is None else focal_gamma
+    _RUN_LOSS["used"] = True
     weight = class_weights.to(logits.device) if class_weights is not None else None
-    return F.cross_entropy(logits.float(), labels, weight=weight, label_smoothing=label_smoothing,
-                           ignore_index=ignore_index)
+    logits = logits.float()
+    if not gamma:
+        return F.cross_entropy(logits, labels, weight=weight, label_smoothing=label_smoothing, ignore_index=ignore_index)
+    per_item = F.cross_entropy(logits, labels, weight=weight, label_smoothing=label_smoothing,
+                               ignore_index=ignore_index, reduction="none")
+    valid = labels != ignore_index
+    safe = labels.masked_fill(~valid, 0)
+    p_true = logits.log_softmax(1).gather(1, safe.unsqueeze(1)).squeeze(1).exp()
+    focal = (1.0 - p_true).pow(gamma) * per_item
+    norm = weight[safe] if weight is not None else torch.ones_like(p_true)
+    return focal[valid].sum() / norm[valid].sum().clamp_min(1e-12)
+
+
+def weight_penalty(model: torch.nn.Module, l1: float, l2: float) -> torch.Tensor | float:
+    """l1 * sum|w| + l2 * sum w^2 over trainable weight matrices (rank >= 2, as weight decay chooses)."""
+    if not (l1 or l2):
+        return 0.0
+    weights = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    total = weights[0].new_zeros((), dtype=torch.float32)
+    for w in weights:
+        if l1:
+            total = total + l1 * w.float().abs().sum()
+        if l2:
+            total = total + l2 * w.float().pow(2).sum()
+    return total

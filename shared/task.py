@@ -100,6 +100,21 @@ class Task:
         outputs = model(**batch)
         return outputs.loss, outputs
 
+    def teacher_inputs(self, batch: dict) -> dict:
+        """What a --teacher_model is called with: the batch without its labels."""
+        return {k: v for k, v in batch.items() if k != "labels"}
+
+    def distillation_logits(self, outputs) -> torch.Tensor | None:
+        """Logits with classes on dim 1 ([B, C] or per position [B, C, H, W]) for --teacher_model."""
+        return getattr(outputs, "logits", None)
+
+    def row_key(self, example: dict) -> str | None:
+        """What makes two raw rows the same example, for the data report's duplicate and overlap counts.
+
+        None lets the report use every column but the labels and ids (images by file content).
+        """
+        return None
+
     def postprocess(self, batch: dict, outputs):
         """Return (predictions, references) for one eval batch, before gathering.
 

@@ -65,8 +65,12 @@ class ImageClassificationConfig(TrainConfig):
             raise ConfigError("--mixup_alpha and --cutmix_alpha must be >= 0")
         if self.freeze_backbone and self.use_peft:
             raise ConfigError("--freeze_backbone and --use_peft both choose what trains; give one")
-        if multi and (self.class_weights or self.label_smoothing):
-            raise ConfigError("--class_weights and --label_smoothing apply to single-label data only")
+        if multi and (self.class_weights or self.label_smoothing or self.loss == "focal" or self.weighted_sampler):
+            raise ConfigError("--class_weights, --label_smoothing, --loss focal and --weighted_sampler apply to "
+                              "single-label data only")
+        if self.teacher_model and (self.mixup_alpha or self.cutmix_alpha):
+            raise ConfigError("--teacher_model with --mixup_alpha/--cutmix_alpha: the teacher would see unmixed "
+                              "images; give one or the other")
         if multi and self.train_dir:
             raise ConfigError("an image folder has one class per image; multi-label data needs --train_file or --dataset_name")
         try:

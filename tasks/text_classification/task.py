@@ -13,7 +13,7 @@ from shared.config import TrainConfig
 from shared.data import (DataError, ensure_validation, limit_samples, load_hub_or_files, read_label_names,
                          require_columns, row_name)
 from shared.evaluation import load_metric
-from shared.losses import classification_loss
+from shared.losses import classification_loss, uses_custom_loss
 from shared.models import resolve_model
 from shared.task import DemoSpec, MetricSpec, Task, register_task
 
@@ -147,7 +147,7 @@ class TextClassification(Task):
         return DataCollatorWithPadding(processor, pad_to_multiple_of=8 if torch.cuda.is_available() else None)
 
     def compute_loss(self, model, batch, class_weights):
-        if class_weights is None and not self.label_smoothing:
+        if self.regression or not uses_custom_loss(class_weights, self.label_smoothing):
             outputs = model(**batch)
             return outputs.loss, outputs
         labels = batch["labels"]

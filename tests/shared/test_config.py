@@ -20,6 +20,10 @@ def test_flags_parse_into_the_dataclass():
     (["--early_stopping_patience", "2", "--eval_strategy", "no"], "needs evaluations"),
     (["--push_to_hub"], "needs --hub_model_id"),
     (["--max_train_steps", "0"], "max_train_steps must be >= 1"),
+    (["--focal_gamma", "-1"], "focal_gamma"),
+    (["--layerwise_lr_decay", "1.5"], "layerwise_lr_decay must be in"),
+    (["--distill_alpha", "2"], "distill_alpha must be in"),
+    (["--hpo_trials", "3", "--eval_strategy", "no"], "hpo_trials needs"),
 ])
 def test_impossible_values_are_refused(flags, message):
     with pytest.raises(ConfigError, match=message):

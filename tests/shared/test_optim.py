@@ -82,3 +82,64 @@ def test_reduce_on_plateau_halves_after_patience_and_checkpoints():
     fresh = build_scheduler(cfg, build_optimizer(cfg, model), total_steps=10)
     fresh.load_state_dict(state)
     assert fresh.plateau.num_bad_epochs == scheduler.plateau.num_bad_epochs
+
+
+def _tiny_bert():
+    from transformers import BertConfig, BertForSequenceClassification
+
+    return BertForSequenceClassification(BertConfig(vocab_size=50, hidden_size=8, num_hidden_layers=3,
+                                                    num_attention_heads=2, intermediate_size=16, num_labels=2))
+
+
+def test_layerwise_lr_decay_scales_by_depth_and_keeps_the_head_at_full_rate():
+    model = _tiny_bert()
+    optimizer = build_optimizer(_cfg(learning_rate=1.0, layerwise_lr_decay=0.5), model)
+    rates = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+    named = dict(model.named_parameters())
+    assert rates[id(named["bert.embeddings.word_embeddings.weight"])] == 0.5 ** 4
+    assert rates[id(named["bert.encoder.layer.0.attention.self.query.weight"])] == 0.5 ** 3
+    assert rates[id(named["bert.encoder.layer.2.output.dense.bias"])] == 0.5
+    assert rates[id(named["bert.pooler.dense.weight"])] == 1.0
+    assert rates[id(named["classifier.weight"])] == 1.0
+    # decay still by rank inside every rate
+    decays = {id(p): g["weight_decay"] for g in optimizer.param_groups for p in g["params"]}
+    assert decays[id(named["bert.encoder.layer.0.attention.self.query.bias"])] == 0.0
+
+
+def test_layerwise_lr_decay_multiplies_task_rate_overrides_and_refuses_layerless_models():
+    from shared.config import ConfigError
+
+    model = _tiny_bert()
+    optimizer = build_optimizer(_cfg(learning_rate=1.0, layerwise_lr_decay=0.5), model, {"bert.": 0.1})
+    rates = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+    named = dict(model.named_parameters())
+    assert rates[id(named["bert.encoder.layer.1.output.dense.weight"])] == pytest.approx(0.1 * 0.25)
+    assert rates[id(named["classifier.weight"])] == 1.0
+    with pytest.raises(ConfigError, match="no numbered layers"):
+        build_optimizer(_cfg(layerwise_lr_decay=0.5), torch.nn.Linear(2, 2))
+
+
+def test_l1_and_l2_penalties_sum_weight_matrices_only():
+    from shared.losses import weight_penalty
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.LayerNorm(2))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[1.0, -2.0], [0.5, 0.0]]))
+    assert weight_penalty(model, 0.1, 0.0).item() == pytest.approx(0.35)
+    assert weight_penalty(model, 0.0, 0.1).item() == pytest.approx(0.525)
+    assert weight_penalty(model, 0.0, 0.0) == 0.0
+
+
+def test_l2_penalty_shrinks_weights_in_training(tiny_bert_dir, toy_text_files, tmp_path):
+    from safetensors.torch import load_file
+
+    from shared.cli import main
+    from tests.helpers import tiny_text_args
+
+    args = ["--num_train_epochs", "2", "--eval_strategy", "no", "--weight_decay", "0", "--data_report", "false"]
+    norm = lambda out: sum(v.float().pow(2).sum().item() for k, v in
+                           load_file(str(out / "run" / "last" / "model.safetensors")).items() if v.dim() >= 2)
+    main("text_classification", tiny_text_args(tiny_bert_dir, *toy_text_files, tmp_path / "plain", *args))
+    main("text_classification", tiny_text_args(tiny_bert_dir, *toy_text_files, tmp_path / "l2", *args,
+                                                "--l2_penalty", "0.01"))
+    assert norm(tmp_path / "l2") < 0.9 * norm(tmp_path / "plain")

@@ -1,0 +1,115 @@
+"""Measured runs of the training toolkit on the real benchmark data (short, for docs/toolkit.md).
+
+    python -m benchmarks.toolkit distill   # Rotten Tomatoes: 2-layer MiniLM student alone vs distilled from MiniLM
+    python -m benchmarks.toolkit export    # int8 / ONNX of the distillation teacher (run `distill` first)
+    python -m benchmarks.toolkit hpo       # a 6-trial search on hymenoptera with MobileNetV2
+    python -m benchmarks.toolkit lora      # LoRA vs full fine-tuning: MiniLM on Rotten Tomatoes, MobileNetV2 on hymenoptera
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from benchmarks.common import RESULTS_DIR, machine_info, markdown_table, python_command, run_measured, write_result
+from shared.data import benchmark_data_dir
+
+WORK = Path("/tmp/toolkit_bench")
+TEXT_RECIPE = "tasks/text_classification/recipes/rotten_tomatoes.yaml"
+
+
+def _text_data() -> list[str]:
+    data = benchmark_data_dir() / "text_classification" / "rotten_tomatoes"
+    return ["--train_file", str(data / "train.csv"), "--validation_file", str(data / "validation.csv")]
+
+
+def _image_data() -> list[str]:
+    data = benchmark_data_dir() / "image_classification" / "hymenoptera"
+    return ["--train_dir", str(data / "train"), "--validation_dir", str(data / "validation")]
+
+
+def _train(task: str, name: str, *args: str) -> dict:
+    out = WORK / name
+    measured = run_measured(python_command(f"tasks/{task}/train.py", *args, "--output_dir", str(out), "--run_name",
+                                           "run", "--save_strategy", "no"), WORK / f"{name}.log")
+    results = json.loads((out / "run" / "results.json").read_text())
+    keep = {k: round(v, 4) for k, v in results.items() if k in ("eval_accuracy", "eval_f1", "train_samples_per_second")}
+    return {"run": name, **measured, **keep}
+
+
+def make_student(layers: int) -> Path:
+    """MiniLM cut to its first `layers` transformer layers (a smaller student sharing the tokenizer)."""
+    from transformers import AutoModel, AutoTokenizer
+
+    from shared.models import resolve_model
+
+    out = WORK / f"minilm_l{layers}"
+    model = AutoModel.from_pretrained(resolve_model("minilm"))
+    model.encoder.layer = model.encoder.layer[:layers]
+    model.config.num_hidden_layers = layers
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(resolve_model("minilm")).save_pretrained(out)
+    return out
+
+
+def distill() -> list[dict]:
+    common = ["--config", TEXT_RECIPE, *_text_data()]
+    teacher = _train("text_classification", "teacher_minilm_l6", *common)
+    student = str(make_student(2))
+    alone = _train("text_classification", "student_l2_alone", *common, "--model_name_or_path", student)
+    taught = _train("text_classification", "student_l2_distilled", *common, "--model_name_or_path", student,
+                    "--teacher_model", str(WORK / "teacher_minilm_l6" / "run" / "best"),
+                    "--distill_alpha", "0.5", "--distill_temperature", "2")
+    return [teacher, alone, taught]
+
+
+def export() -> list[dict]:
+    from shared.export import export as run_export
+
+    import tasks  # noqa: F401
+
+    report = run_export(WORK / "teacher_minilm_l6" / "run" / "best", "dynamic-int8", onnx=True)
+    return [{"form": form, **report[form]} for form in ("fp32", "dynamic_int8", "onnx")]
+
+
+def hpo() -> list[dict]:
+    name = "hpo_hymenoptera"
+    measured = run_measured(python_command(
+        "tasks/image_classification/train.py", *_image_data(), "--hpo_trials", "6", "--num_train_epochs", "3",
+        "--output_dir", str(WORK), "--run_name", name), WORK / f"{name}.log")
+    print((WORK / name / "study.md").read_text())
+    best = json.loads((WORK / name / "best_trial.json").read_text())
+    return [{"run": name, **measured, "best_accuracy": round(best["best_metric"], 4), **best["best_params"]}]
+
+
+def lora() -> list[dict]:
+    text = ["--config", TEXT_RECIPE, *_text_data()]
+    # The distillation teacher is the full fine-tuning run of MiniLM with the same recipe: reuse it.
+    distilled = sorted(RESULTS_DIR.glob("*-toolkit-distill.json"))
+    full = [json.loads(distilled[-1].read_text())["rows"][0]] if distilled else [
+        _train("text_classification", "teacher_minilm_l6", *text)]
+    rows = [*full,
+            _train("text_classification", "text_lora", *text, "--use_peft", "--learning_rate", "5e-4"),
+            _train("image_classification", "image_full", *_image_data()),
+            _train("image_classification", "image_lora", *_image_data(), "--use_peft")]
+    for row in rows:
+        log = (WORK / f"{row['run']}.log").read_text()
+        trainable = [line for line in log.splitlines() if line.startswith("LoRA r=")]
+        row["lora"] = trainable[0] if trainable else "full fine-tuning"
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("what", choices=["distill", "export", "hpo", "lora"])
+    args = parser.parse_args()
+    WORK.mkdir(parents=True, exist_ok=True)
+    rows = {"distill": distill, "export": export, "hpo": hpo, "lora": lora}[args.what]()
+    table = markdown_table(rows, list(dict.fromkeys(k for row in rows for k in row)))
+    path = write_result(f"toolkit-{args.what}", {"machine": machine_info(), "rows": rows, "table": table})
+    print(table)
+    print(f"written to {path}; logs in {WORK}")
+
+
+if __name__ == "__main__":
+    main()
