@@ -25,6 +25,7 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 PRIOR_PROBABILITY = 0.01  # initial heatmap score: nearly every location is background
+INITIAL_DISTANCE = 4.0  # cells from a location to each box edge at initialisation (exp of the bias)
 
 
 class DenseDetectorConfig(PretrainedConfig):
@@ -32,7 +33,7 @@ class DenseDetectorConfig(PretrainedConfig):
 
     def __init__(self, backbone: str = "mobilenetv2_100", out_indices=(2, 3, 4), neck_channels: int = 64,
                  head_convs: int = 2, max_detections: int = 100, peak_kernel: int = 3, gaussian_alpha: float = 0.54,
-                 box_loss_weight: float = 5.0, pretrained_cfg: dict | None = None, **kwargs):
+                 box_loss_weight: float = 5.0, backbone_data_cfg: dict | None = None, **kwargs):
         self.backbone = backbone
         self.out_indices = list(out_indices)  # the first one sets the output stride
         self.neck_channels = neck_channels
@@ -41,7 +42,9 @@ class DenseDetectorConfig(PretrainedConfig):
         self.peak_kernel = peak_kernel
         self.gaussian_alpha = gaussian_alpha  # Gaussian sigma = alpha * box side / 6 (TTFNet)
         self.box_loss_weight = box_loss_weight
-        self.pretrained_cfg = pretrained_cfg or {}  # the backbone's input size and normalisation, for reference
+        # the backbone's input size and normalisation, for reference. Not named `pretrained_cfg`: transformers
+        # takes any config.json with that key for a timm checkpoint and then ignores preprocessor_config.json
+        self.backbone_data_cfg = backbone_data_cfg or {}
         super().__init__(**kwargs)
 
 
@@ -78,6 +81,7 @@ class DenseDetectorForObjectDetection(PreTrainedModel):
         self.heatmap_head = _head(channels, config.num_labels, config.head_convs)
         self.box_head = _head(channels, 4, config.head_convs)
         self.heatmap_head[-1].is_heatmap_output = True
+        self.box_head[-1].is_box_output = True
         self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -85,6 +89,10 @@ class DenseDetectorForObjectDetection(PreTrainedModel):
             if getattr(module, "is_heatmap_output", False):
                 init.normal_(module.weight, std=0.01)
                 init.constant_(module.bias, -math.log((1 - PRIOR_PROBABILITY) / PRIOR_PROBABILITY))
+                return
+            if getattr(module, "is_box_output", False):  # small, finite boxes at first: exp() of a large random
+                init.normal_(module.weight, std=0.01)  # output saturates, and the GIoU gradient then vanishes
+                init.constant_(module.bias, math.log(INITIAL_DISTANCE))
                 return
             init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
             if module.bias is not None:
@@ -107,7 +115,7 @@ class DenseDetectorForObjectDetection(PreTrainedModel):
         """pixel_mask is accepted for DETR-processor compatibility; inputs are resized, never padded."""
         features = self._features(pixel_values)
         heatmap = self.heatmap_head(features).float()  # [B, C, H, W]; losses and decoding in fp32
-        distances = self.box_head(features).float().clamp(-6.0, 6.0).exp()  # [B, 4, H, W], in cells
+        distances = self.box_head(features).float().clamp(max=8.0).exp()  # [B, 4, H, W], in cells
         boxes = _boxes_from_distances(distances)  # [B, H*W, 4] normalised x1, y1, x2, y2
         loss = loss_dict = None
         if labels is not None:

@@ -65,7 +65,8 @@ def build_packaged(short_name: str, architecture: str, labels: list[str], image_
     """A new detector head on the packaged ImageNet backbone, backbone weights loaded and checked."""
     timm_name, weights = packaged_timm_name(short_name), load_timm_backbone_state_dict(short_name)
     if architecture == "dense":
-        config = DenseDetectorConfig(backbone=timm_name, pretrained_cfg=_packaged_data_cfg(short_name), **_labels(labels))
+        config = DenseDetectorConfig(backbone=timm_name, backbone_data_cfg=_packaged_data_cfg(short_name),
+                                     **_labels(labels))
         model = DenseDetectorForObjectDetection(config)
         backbone = model.backbone
     elif architecture == "conditional_detr":
