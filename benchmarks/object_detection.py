@@ -1,6 +1,6 @@
 """Object detection benchmark: our engine vs transformers.Trainer on Raccoon with the dense head on packaged MobileNetV2.
 
-    flock /tmp/finetune_train.lock python -m benchmarks.object_detection [--epochs 30] [--seeds 0] [--quick]
+    flock /tmp/finetune_train.lock python -m benchmarks.object_detection [--epochs 20] [--seeds 0] [--quick]
     flock /tmp/finetune_train.lock python -m benchmarks.object_detection --architecture rt_detr --only ours --tag rt_detr
 
 Each side runs in its own process, one after the other, on the same images, model, transforms, batch size,
@@ -49,7 +49,7 @@ def _trainer(common: list[str], work: Path, seed: int, bf16: bool) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--epochs", default="30")
+    parser.add_argument("--epochs", default="20")
     parser.add_argument("--architecture", default="dense", choices=["dense", "conditional_detr", "rt_detr"])
     parser.add_argument("--only", choices=["ours", "trainer"], default=None, help="run one side only")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="further flags for both sides")

@@ -140,7 +140,7 @@ class ObjectDetection(Task):
                 pixels = processor(images=[image], return_tensors="pt")["pixel_values"][0]
                 boxes = normalised_centres(objects["bbox"], (image.height, image.width))
                 classes = torch.tensor(objects["category"], dtype=torch.long)
-            return pixels, {"class_labels": classes, "boxes": boxes, "orig_size": size, "image_id": image_id}
+            return pixels, {"class_labels": classes, "boxes": boxes, "orig_size": size, "image_id": torch.tensor(image_id)}
 
         def apply(batch: dict) -> dict:
             pairs = [example(*row) for row in zip(batch["image"], batch["objects"], batch["image_id"])]
