@@ -109,19 +109,23 @@ class ObjectDetection(Task):
     def build_model(self, cfg, labels):
         reference = cfg.model_name_or_path if is_packaged(cfg.model_name_or_path) else resolve_model(cfg.model_name_or_path)
         model = build_detector(reference, cfg.architecture, labels, cfg.image_size)
-        if cfg.freeze_backbone_batchnorm:
+        if cfg.freeze_backbone_batchnorm and self._backbone(model) is not None:
             freeze_batchnorm(self._backbone(model))
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
         return model
 
     @staticmethod
-    def _backbone(model) -> torch.nn.Module:
-        return getattr(model, "backbone", None) or model.model.backbone
+    def _backbone(model) -> torch.nn.Module | None:
+        """The dense head's timm backbone, or a DETR-family `model.backbone`; None for models without one (YOLOS)."""
+        found = getattr(model, "backbone", None)
+        return found if found is not None else getattr(getattr(model, "model", None), "backbone", None)
 
-    def lr_overrides(self, cfg, model) -> dict[str, float]:
+    def lr_overrides(self, cfg, model) -> dict[str, float] | None:
         base = getattr(model, "get_base_model", lambda: model)()
         backbone = self._backbone(base)
+        if backbone is None:  # one rate for everything
+            return None
         names = {id(p) for p in backbone.parameters()}
         rates = {name: cfg.learning_rate for name, p in model.named_parameters() if id(p) not in names}
         return {**rates, "": cfg.backbone_learning_rate or cfg.learning_rate / 10}
