@@ -180,3 +180,18 @@ def plot_image_grid(images: list, titles: list[str], path: Path, cols: int = 4) 
         ax.set_title(str(title), fontsize=9)
         ax.axis("off")
     return _save(fig, path)
+
+
+def plot_pr_curves(curves: dict[str, list[float]], recall_points: list[float], path: Path,
+                   title: str = "Precision-recall") -> Path:
+    """One precision-recall line per class (precision sampled at `recall_points`), its area in the legend."""
+    fig = _new_figure(6.5, 5)
+    ax = fig.add_subplot()
+    for label, precision in curves.items():
+        area = float(np.mean(precision)) if len(precision) else float("nan")  # COCO's 101-point interpolated AP
+        ax.plot(recall_points, precision, label=f"{label} (AP {area:.3f})")
+    ax.set(title=title, xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02))
+    ax.grid(alpha=0.3)
+    if len(curves) <= MAX_ANNOTATED_CLASSES:
+        ax.legend(fontsize=8, loc="lower left")
+    return _save(fig, path)

@@ -66,7 +66,7 @@ def plot_run(run_dir: Path, metrics: dict, labels: list[str] | None) -> list[Pat
         size = len(metrics["confusion_matrix"])
         names_cm = names if len(names) == size else [str(i) for i in range(size)]
         written.append(plots.plot_confusion_matrix(metrics["confusion_matrix"], names_cm, out / "confusion_matrix.png"))
-    for key in ("per_class_f1", "per_class_iou"):
+    for key in ("per_class_f1", "per_class_iou", "per_class_ap"):
         values = metrics.get(key)
         if values is not None:
             names_k = names if len(names) == len(values) else [str(i) for i in range(len(values))]

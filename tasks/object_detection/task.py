@@ -1,0 +1,220 @@
+"""Object detection hooks: COCO JSON folders or cppe-5-style hub data; a dense head or DETR-family detectors."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Literal, Optional
+
+import datasets
+import numpy as np
+import torch
+
+from shared.config import ConfigError, TrainConfig
+from shared.data import ensure_validation, limit_samples
+from shared.evaluation import load_metric
+from shared.models import is_packaged, resolve_model
+from shared.plots import plot_image_grid, plot_pr_curves
+from shared.task import MetricSpec, Task, register_task
+from shared.vision import freeze_batchnorm, image_spec, normalize, to_rgb
+from tasks.object_detection.data import (BoxAugment, check_hub_split, hub_label_names, load_coco_folders,
+                                         normalised_centres)
+from tasks.object_detection.drawing import draw_detections
+from tasks.object_detection.models import ARCHITECTURES, build_detector, build_processor
+from tasks.object_detection.sample_data import default_dataset
+
+REPORTED_IMAGES = 8  # validation images drawn with their predictions in plots/predictions.png
+DRAW_THRESHOLD = 0.3  # score above which a prediction is drawn in the report
+
+
+@dataclass
+class ObjectDetectionConfig(TrainConfig):
+    model_name_or_path: str = field(default="mobilenetv2", metadata={
+        "help": "Packaged backbone ('mobilenetv2', 'efficientnet_lite0') given a new --architecture head, or a hub "
+                "id / saved folder of a detector (facebook/detr-resnet-50, PekingU/rtdetr_r18vd, a run's best/)."})
+    architecture: Literal["dense", "conditional_detr", "rt_detr"] = field(default="dense", metadata={
+        "help": "Head put on a packaged backbone: dense (one prediction per location, converges in a few epochs), "
+                "conditional_detr or rt_detr. Ignored for hub ids and folders."})
+    train_dir: Optional[str] = field(default=None, metadata={"help": "Folder of images + _annotations.coco.json."})
+    validation_dir: Optional[str] = field(default=None, metadata={"help": "Folder of images + _annotations.coco.json."})
+    image_size: Optional[int] = field(default=None, metadata={
+        "help": "Square input side. Default: 384 on a packaged backbone, else the processor's own size."})
+    hflip: bool = True
+    crop_probability: float = field(default=0.5, metadata={"help": "Chance of an SSD-style random IoU crop per image."})
+    colour_jitter: bool = field(default=True, metadata={"help": "Random photometric distortion (brightness, contrast, "
+                                                                 "saturation, hue)."})
+    min_box_pixels: float = field(default=2.0, metadata={"help": "Boxes an augmentation leaves smaller than this are "
+                                                                 "dropped (and counted)."})
+    backbone_learning_rate: Optional[float] = field(default=None, metadata={
+        "help": "Rate of the backbone; default a tenth of --learning_rate."})
+    freeze_backbone_batchnorm: bool = field(default=True, metadata={
+        "help": "Keep the backbone's BatchNorm statistics (small detection batches estimate them badly)."})
+    verify_images: bool = field(default=True, metadata={"help": "Open every image once before training."})
+    channels_last: bool = True
+    metric_for_best_model: Optional[str] = field(default=None, metadata={"help": "Default: map (COCO mAP@0.5:0.95)."})
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    lr_scheduler_type: Literal["constant", "linear", "cosine", "exponential", "polynomial", "reduce_on_plateau"] = "cosine"
+    warmup_ratio: float = 0.05
+    num_train_epochs: float = 20.0
+    per_device_train_batch_size: int = 8
+    per_device_eval_batch_size: int = 8
+    max_grad_norm: float = 10.0  # GIoU and focal losses spike early; 1.0 slowed the dense head measurably
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0.0 <= self.crop_probability <= 1.0:
+            raise ConfigError(f"--crop_probability must be in [0, 1], got {self.crop_probability}")
+        if self.train_file or self.validation_file:
+            raise ConfigError("object detection reads COCO folders: use --train_dir / --validation_dir "
+                              "(images + _annotations.coco.json), or --dataset_name")
+
+
+@register_task("object_detection")
+class ObjectDetection(Task):
+    config_class = ObjectDetectionConfig
+    pipeline_tag = "object-detection"
+
+    # ------------------------------------------------------------------ data
+    def load_data(self, cfg) -> datasets.DatasetDict:
+        if cfg.dataset_name and cfg.train_dir:
+            raise ConfigError("give one data source: --dataset_name or --train_dir")
+        if cfg.dataset_name:
+            raw = datasets.load_dataset(cfg.dataset_name, cfg.dataset_config_name)
+            self.names = hub_label_names(raw["train"], f"{cfg.dataset_name}[train]")
+            data = datasets.DatasetDict({split: check_hub_split(ds, f"{cfg.dataset_name}[{split}]", len(self.names))
+                                         for split, ds in raw.items()})
+        else:
+            if not cfg.train_dir:  # the embedded default: generated shapes
+                folder = default_dataset()
+                cfg.train_dir, cfg.validation_dir = str(folder / "train"), str(folder / "validation")
+            if cfg.validation_dir is None and not Path(cfg.train_dir).is_dir():
+                raise ConfigError(f"--train_dir {cfg.train_dir}: no such folder")
+            data, self.names = load_coco_folders(cfg.train_dir, cfg.validation_dir, cfg.verify_images)
+        data = limit_samples(ensure_validation(data, cfg), cfg)
+        return data
+
+    def label_names(self, cfg, data) -> list[str]:
+        return self.names
+
+    def label_ids(self, cfg, data) -> None:
+        return None
+
+    # ------------------------------------------------------------------ model
+    def build_processor(self, cfg):
+        self.processor = build_processor(resolve_model(cfg.model_name_or_path) if not is_packaged(
+            cfg.model_name_or_path) else cfg.model_name_or_path, cfg.architecture, cfg.image_size)
+        return self.processor
+
+    def build_model(self, cfg, labels):
+        reference = cfg.model_name_or_path if is_packaged(cfg.model_name_or_path) else resolve_model(cfg.model_name_or_path)
+        model = build_detector(reference, cfg.architecture, labels, cfg.image_size)
+        if cfg.freeze_backbone_batchnorm and self._backbone(model) is not None:
+            freeze_batchnorm(self._backbone(model))
+        if cfg.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        return model
+
+    @staticmethod
+    def _backbone(model) -> torch.nn.Module | None:
+        """The dense head's timm backbone, or a DETR-family `model.backbone`; None for models without one (YOLOS)."""
+        found = getattr(model, "backbone", None)
+        return found if found is not None else getattr(getattr(model, "model", None), "backbone", None)
+
+    def lr_overrides(self, cfg, model) -> dict[str, float] | None:
+        base = getattr(model, "get_base_model", lambda: model)()
+        backbone = self._backbone(base)
+        if backbone is None:  # one rate for everything
+            return None
+        names = {id(p) for p in backbone.parameters()}
+        rates = {name: cfg.learning_rate for name, p in model.named_parameters() if id(p) not in names}
+        return {**rates, "": cfg.backbone_learning_rate or cfg.learning_rate / 10}
+
+    # ------------------------------------------------------------------ batches
+    def preprocess(self, cfg, processor, dataset, split: str):
+        if split == "train":
+            self.augment = BoxAugment(processor, cfg.hflip, cfg.crop_probability, cfg.colour_jitter, cfg.min_box_pixels)
+
+        def example(image, objects, image_id) -> tuple[torch.Tensor, dict]:
+            image = to_rgb(image)
+            size = torch.tensor([image.height, image.width])
+            if split == "train":
+                pixels, boxes, classes = self.augment(image, objects["bbox"], objects["category"])
+            else:  # the processor itself, so validation sees exactly what the saved pipeline will
+                pixels = processor(images=[image], return_tensors="pt")["pixel_values"][0]
+                boxes = normalised_centres(objects["bbox"], (image.height, image.width))
+                classes = torch.tensor(objects["category"], dtype=torch.long)
+            return pixels, {"class_labels": classes, "boxes": boxes, "orig_size": size, "image_id": torch.tensor(image_id)}
+
+        def apply(batch: dict) -> dict:
+            pairs = [example(*row) for row in zip(batch["image"], batch["objects"], batch["image_id"])]
+            return {"pixel_values": [p for p, _ in pairs], "labels": [t for _, t in pairs]}
+
+        return dataset.with_transform(apply, columns=["image", "objects", "image_id"])
+
+    def collate_fn(self, cfg, processor):
+        spec = image_spec(processor)
+        layout = torch.channels_last if cfg.channels_last else torch.contiguous_format
+
+        def collate(examples: list[dict]) -> dict:
+            images = [e["pixel_values"] for e in examples]
+            height, width = max(i.shape[-2] for i in images), max(i.shape[-1] for i in images)
+            pixels = torch.zeros(len(images), 3, height, width)
+            mask = torch.zeros(len(images), height, width, dtype=torch.long)  # 1 = real pixel, 0 = padding
+            if all(i.dtype == torch.uint8 and i.shape == images[0].shape for i in images):
+                images = list(normalize(torch.stack(images), spec))  # training images: normalised once per batch
+            for k, image in enumerate(images):
+                image = normalize(image[None], spec)[0] if image.dtype == torch.uint8 else image
+                pixels[k, :, :image.shape[-2], :image.shape[-1]] = image
+                mask[k, :image.shape[-2], :image.shape[-1]] = 1
+            return {"pixel_values": pixels.contiguous(memory_format=layout), "pixel_mask": mask,
+                    "labels": [e["labels"] for e in examples]}
+
+        return collate
+
+    def postprocess(self, batch, outputs):
+        """Boxes in pixels of the original images, as x1, y1, x2, y2, through the processor's own decoding."""
+        labels = batch["labels"]
+        sizes = torch.stack([t["orig_size"] for t in labels]).cpu()
+        decoded = self.processor.post_process_object_detection(
+            SimpleNamespace(logits=outputs.logits.float().cpu(), pred_boxes=outputs.pred_boxes.float().cpu()),
+            threshold=0.0, target_sizes=sizes)
+        predictions = [{key: d[key].numpy() for key in ("boxes", "scores", "labels")} for d in decoded]
+        references = []
+        for target, (height, width) in zip(labels, sizes.tolist()):
+            centres = target["boxes"].float().cpu() * torch.tensor([width, height, width, height])
+            corners = torch.cat([centres[:, :2] - centres[:, 2:] / 2, centres[:, :2] + centres[:, 2:] / 2], dim=-1)
+            references.append({"boxes": corners.numpy(), "labels": target["class_labels"].cpu().numpy()})
+        return predictions, references
+
+    # ------------------------------------------------------------------ metrics and report
+    def metric(self, cfg) -> MetricSpec:
+        return MetricSpec(load_metric("detection"), cfg.metric_for_best_model or "map",
+                          greater_is_better="loss" not in (cfg.metric_for_best_model or ""),
+                          compute_kwargs={"num_labels": len(self.names), "box_format": "xyxy"})
+
+    def eval_report(self, cfg, out_dir, batches, dataset, labels) -> None:
+        """plots/predictions.png (boxes on validation images) and plots/precision_recall.png (IoU 0.5)."""
+        predictions = [p for batch, _ in batches for p in batch]
+        references = [r for _, batch in batches for r in batch]
+        images = []
+        for index in range(min(REPORTED_IMAGES, len(predictions))):
+            image = to_rgb(dataset[index]["image"])
+            images.append(draw_detections(image, predictions[index], labels, DRAW_THRESHOLD, references[index]))
+        if images:
+            plot_image_grid(images, [f"validation {i}" for i in range(len(images))], Path(out_dir) / "predictions.png")
+        results = load_metric("detection").compute(predictions=predictions, references=references,
+                                                   num_labels=len(labels), box_format="xyxy")
+        curves = {name: curve for name, curve in zip(labels, results["pr_curve_50"]) if curve is not None}
+        if curves:
+            plot_pr_curves(curves, list(np.linspace(0, 1, 101)), Path(out_dir) / "precision_recall.png",
+                           "Precision-recall at IoU 0.5")
+        augment = getattr(self, "augment", None)
+        if augment is not None and augment.seen:
+            print(f"augmentation dropped {augment.dropped} of {augment.seen} training boxes "
+                  f"(cut by crops to under {cfg.min_box_pixels} px)")
+
+    def demo(self):
+        from tasks.object_detection.demo import demo_spec
+
+        return demo_spec()
