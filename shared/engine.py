@@ -74,7 +74,8 @@ class Engine:
             train_ds = task.preprocess(cfg, self.processor, data["train"], "train")
             eval_ds = task.preprocess(cfg, self.processor, data["validation"], "validation")
         self.raw_eval = data["validation"]
-        self.class_weights = class_weight_tensor(cfg.class_weights, task.label_ids(cfg, data), self.num_labels or 0)
+        counts = task.label_counts(cfg, data) if cfg.class_weights else None
+        self.class_weights = class_weight_tensor(cfg.class_weights, counts, self.num_labels or 0)
         collate = task.collate_fn(cfg, self.processor)
         pin = torch.cuda.is_available()
         # The loader's own generator keeps its per-epoch seed draw off the global RNG, which a resumed

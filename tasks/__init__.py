@@ -3,3 +3,4 @@ from tasks import text_classification  # noqa: F401  (registers "text_classifica
 from tasks import question_answering  # noqa: F401  (registers "question_answering" and extractive-question-answering)
 from tasks import image_classification  # noqa: F401  (registers "image_classification")
 from tasks import translation  # noqa: F401  (registers "translation" and seq2seq-translation)
+from tasks import semantic_segmentation  # noqa: F401  (registers "semantic_segmentation")
