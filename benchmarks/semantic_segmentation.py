@@ -31,7 +31,8 @@ def _ours(work: Path, extra: list[str], name: str) -> dict:
                                            "--eval_steps", "1000000", "--output_dir", str(out), "--run_name", "run"),
                             work / f"{name}.log")
     results = json.loads((out / "run" / "results.json").read_text())
-    return {"run": f"ours ({name})", **measured, "steps": results["global_step"],
+    return {"run": "ours", "recipe_text": (Path(__file__).resolve().parents[1] / RECIPE).read_text(),
+            "extra_flags": extra, **measured, "steps": results["global_step"],
             "mean_iou": results["last_eval_mean_iou"], "pixel_accuracy": results["last_eval_pixel_accuracy"],
             "per_class_iou": results["eval_per_class_iou"], "train_runtime": results["train_runtime"],
             "train_samples_per_s": results["train_samples_per_second"], "precision": results["precision"],
@@ -66,7 +67,7 @@ def main() -> None:
     rows = [{**_trainer(work, common, 20 if args.quick else args.trainer_steps),
              "load_1m_before": round(os.getloadavg()[0], 2)}]
     ours_extra = common + args.ours + (["--max_train_steps", "20", "--eval_strategy", "no"] if args.quick else [])
-    rows.append({**_ours(work, ours_extra, "recipe"), "load_1m_before": round(os.getloadavg()[0], 2)})
+    rows.append({**_ours(work, ours_extra, "ours"), "load_1m_before": round(os.getloadavg()[0], 2)})
     trainer = rows[0]
     for row in rows:
         row["speed_vs_trainer"] = ratio(row["train_samples_per_s"], trainer["train_samples_per_s"])
