@@ -41,7 +41,9 @@ def _present(segments: list[dict], image) -> tuple:
 def predict_batch(pipe, rows: list[tuple]) -> list[tuple]:
     """One (overlay, shares) pair per row; the images go through the pipeline together."""
     images = [image for image, in rows]
-    results = pipe(images, batch_size=len(images)) if len(images) > 1 else [pipe(images[0])]
+    # subtask "semantic": one mask per class, also from Mask2Former, whose default answer is panoptic
+    results = pipe(images, subtask="semantic", batch_size=len(images)) if len(images) > 1 \
+        else [pipe(images[0], subtask="semantic")]
     return [_present(segments, image) for segments, image in zip(results, images)]
 
 

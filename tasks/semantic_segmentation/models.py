@@ -4,8 +4,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from transformers import (AutoImageProcessor, AutoModelForSemanticSegmentation, SegformerImageProcessor,
-                          TimmBackboneConfig, UperNetConfig, UperNetForSemanticSegmentation)
+import torch
+from transformers import (AutoConfig, AutoImageProcessor, AutoModelForSemanticSegmentation,
+                          AutoModelForUniversalSegmentation, SegformerImageProcessor, TimmBackboneConfig, UperNetConfig,
+                          UperNetForSemanticSegmentation)
 
 from shared.config import ConfigError
 from shared.models import is_packaged, load_timm_backbone_state_dict, packaged_timm_name, resolve_model
@@ -13,6 +15,8 @@ from shared.models import is_packaged, load_timm_backbone_state_dict, packaged_t
 PACKAGED_SIZE = 512  # input side for a packaged backbone when --image_height/--image_width are not given
 # the pretrained encoder of each transformers segmentation family; every other top-level module is head
 BACKBONE_MODULES = ("backbone", "segformer", "dpt", "beit", "data2vec", "mobilevit", "mobilenet_v2")
+# mask-classification models: a set of (class, mask) queries, trained with their own matching loss
+MASK_CLASSIFIERS = ("mask2former", "maskformer")
 
 
 def build_processor(cfg):
@@ -38,14 +42,16 @@ def build_model(cfg, labels: list[str], ignore_index: int):
                   "label2id": {name: i for i, name in enumerate(labels)}}
     if is_packaged(cfg.model_name_or_path):
         return packaged_upernet(cfg.model_name_or_path, cfg.head_hidden_size, label_args, ignore_index)
+    path = resolve_model(cfg.model_name_or_path)
+    model_type = AutoConfig.from_pretrained(path).model_type
+    auto = AutoModelForUniversalSegmentation if model_type in MASK_CLASSIFIERS else AutoModelForSemanticSegmentation
     try:
-        return AutoModelForSemanticSegmentation.from_pretrained(
-            resolve_model(cfg.model_name_or_path), ignore_mismatched_sizes=True, **label_args)  # new head
+        return auto.from_pretrained(path, ignore_mismatched_sizes=True, **label_args)  # a new head for these labels
     except ValueError as err:
         if "Unrecognized configuration class" not in str(err):
             raise
-        raise ConfigError(f"{cfg.model_name_or_path} is not a semantic segmentation model "
-                          f"(AutoModelForSemanticSegmentation: SegFormer, UperNet, DPT, BEiT, MobileViT...)") from None
+        raise ConfigError(f"{cfg.model_name_or_path} ({model_type}) is not a semantic segmentation model: use "
+                          f"SegFormer, UperNet, DPT, BEiT, MobileViT, Mask2Former, MaskFormer...") from None
 
 
 def packaged_upernet(short_name: str, hidden_size: int, label_args: dict, ignore_index: int):
@@ -60,6 +66,31 @@ def packaged_upernet(short_name: str, hidden_size: int, label_args: dict, ignore
     if result.missing_keys:
         raise RuntimeError(f"packaged {short_name} weights miss {result.missing_keys[:5]} in the UperNet backbone")
     return model
+
+
+def is_mask_classifier(model) -> bool:
+    return getattr(model.config, "model_type", "") in MASK_CLASSIFIERS
+
+
+def mask_targets(labels: torch.Tensor, ignore: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Per image, one binary mask per class present and the class ids: Mask2Former's training targets.
+    Ignored pixels belong to no mask (as in transformers' Mask2FormerImageProcessor)."""
+    masks, classes = [], []
+    for label_map in labels:
+        present = label_map.unique()
+        present = present[present != ignore]
+        masks.append((label_map[None] == present[:, None, None]).float())
+        classes.append(present.long())
+    return masks, classes
+
+
+def semantic_logits(outputs) -> torch.Tensor:
+    """Per-class scores [B, C, h, w]: the model's logits, or a mask classifier's queries combined
+    (class probabilities without 'no object' times mask probabilities, as its semantic post-processing)."""
+    if getattr(outputs, "logits", None) is not None:
+        return outputs.logits
+    classes = outputs.class_queries_logits.float().softmax(-1)[..., :-1]
+    return torch.einsum("bqc,bqhw->bchw", classes, outputs.masks_queries_logits.float().sigmoid())
 
 
 def head_prefixes(model) -> tuple[str, ...]:

@@ -16,10 +16,11 @@ from shared.losses import classification_loss
 from shared.task import DemoSpec, MetricSpec, Task, register_task
 from shared.vision import image_spec, normalize
 from tasks.semantic_segmentation.data import IGNORE, check_and_count, load_raw, reduce, value_table
-from tasks.semantic_segmentation.models import build_model, build_processor, head_prefixes
+from tasks.semantic_segmentation.models import (build_model, build_processor, head_prefixes, is_mask_classifier,
+                                                mask_targets, semantic_logits)
 from tasks.semantic_segmentation.report import write_overlays
 from tasks.semantic_segmentation.sample_data import default_dataset
-from tasks.semantic_segmentation.transforms import eval_transform, pad_masks, train_transform
+from tasks.semantic_segmentation.transforms import eval_transform, orient_like_image, pad_masks, train_transform
 
 
 @dataclass
@@ -97,6 +98,9 @@ class SemanticSegmentation(Task):
 
     def build_model(self, cfg, labels):
         model = build_model(cfg, labels, IGNORE)
+        if is_mask_classifier(model) and cfg.class_weights:
+            raise ConfigError("--class_weights: Mask2Former and MaskFormer train with their own matching loss, "
+                              "which takes no class weights; drop the flag")
         if cfg.channels_last:  # before the optimizer exists, so its state takes the same layout
             model = model.to(memory_format=torch.channels_last)
         return model
@@ -117,7 +121,8 @@ class SemanticSegmentation(Task):
         def apply(batch: dict) -> dict:
             pixels, masks = [], []
             for image, mask in zip(batch["image"], batch["mask"]):
-                ids = table[torch.from_numpy(np.asarray(mask, dtype=np.uint8).astype(np.int64))].to(torch.uint8)
+                raw = orient_like_image(image, np.asarray(mask, dtype=np.uint8))
+                ids = table[torch.from_numpy(raw.astype(np.int64))].to(torch.uint8)
                 image, ids = transform(image, ids)
                 pixels.append(image)
                 masks.append(ids)
@@ -141,14 +146,18 @@ class SemanticSegmentation(Task):
         return collate
 
     def compute_loss(self, model, batch, class_weights):
+        if is_mask_classifier(getattr(model, "module", model)):  # Mask2Former: its own matching loss
+            masks, classes = mask_targets(batch["labels"], IGNORE)
+            outputs = model(pixel_values=batch["pixel_values"], mask_labels=masks, class_labels=classes)
+            return outputs.loss, outputs
         outputs = model(pixel_values=batch["pixel_values"])
         logits = upsample(outputs.logits, batch["labels"], batch["mask_sizes"])
         return classification_loss(logits, batch["labels"], class_weights, ignore_index=IGNORE), outputs
 
     def postprocess(self, batch, outputs):
         labels = batch["labels"]
-        predictions = upsample(outputs.logits, labels, batch["mask_sizes"]).argmax(dim=1).to(torch.int16)
-        return predictions, labels.to(torch.int16)
+        scores = upsample(semantic_logits(outputs), labels, batch["mask_sizes"])
+        return scores.argmax(dim=1).to(torch.int16), labels.to(torch.int16)
 
     # ------------------------------------------------------------------ metrics and report
     def metric(self, cfg) -> MetricSpec:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -11,6 +12,10 @@ from torchvision.transforms import v2
 
 from shared.vision import ImageSpec, to_rgb
 
+ORIENTATION_TAG = 0x0112
+EXIF_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+                  5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+                  8: Image.Transpose.ROTATE_90}  # as PIL.ImageOps.exif_transpose
 Transform = Callable[[Image.Image, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
@@ -45,6 +50,13 @@ def eval_transform(processor) -> Transform:
         return pixels, mask.long()
 
     return apply
+
+
+def orient_like_image(image: Image.Image, mask: np.ndarray) -> np.ndarray:
+    """The mask turned as the image will be: to_rgb applies the photo's EXIF orientation (as the pipeline's
+    load_image does at inference), and a mask drawn on the stored pixel grid has to follow it."""
+    method = EXIF_TRANSPOSE.get(image.getexif().get(ORIENTATION_TAG, 1))
+    return mask if method is None else np.asarray(Image.fromarray(mask).transpose(method))
 
 
 def pad_masks(masks: list[torch.Tensor], ignore: int) -> torch.Tensor:

@@ -171,3 +171,46 @@ def test_packaged_mobilenetv2_upernet_gets_the_imagenet_weights():
     assert task.build_processor(cfg).size == {"height": 64, "width": 96}
     heads = task.lr_overrides(parse_config(task.config_class, ["--backbone_learning_rate", "1e-5"]), model)
     assert heads[""] == 1e-5 and all(name.startswith("decode_head.") for name in heads if name)
+
+
+def test_tiny_mask2former_trains_on_semantic_masks_and_round_trips(scenes, tmp_path):
+    from transformers import (Mask2FormerConfig, Mask2FormerForUniversalSegmentation, Mask2FormerImageProcessor,
+                              SwinConfig)
+
+    base = tmp_path / "tiny_mask2former"
+    swin = SwinConfig(image_size=32, patch_size=4, embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2],
+                      window_size=2, out_features=["stage1", "stage2", "stage3", "stage4"])
+    config = Mask2FormerConfig(backbone_config=swin, hidden_dim=32, mask_feature_size=32, feature_size=32,
+                               encoder_layers=1, decoder_layers=2, num_attention_heads=2, encoder_feedforward_dim=64,
+                               dim_feedforward=64, num_queries=8, num_labels=2, common_stride=4)
+    Mask2FormerForUniversalSegmentation(config).save_pretrained(base)
+    Mask2FormerImageProcessor(size={"height": 32, "width": 32}, do_pad=False).save_pretrained(base)
+    out = tmp_path / "out"
+    results = main("semantic_segmentation", _args(base, scenes, out, "--max_train_steps", "6", "--channels_last",
+                                                  "false", "--lr_scheduler_type", "linear"))
+    losses = [json.loads(line)["train/loss"] for line in (out / "run" / "metrics.jsonl").read_text().splitlines()
+              if "train/loss" in line]
+    assert np.isfinite(losses).all() and 0.0 <= results["eval_mean_iou"] <= 1.0
+    segments = pipeline("image-segmentation", model=str(out / "run" / "best"))(
+        str(scenes / "validation" / "images" / "000.png"), subtask="semantic")
+    assert segments and {s["label"] for s in segments} <= set(LABELS)
+
+
+def test_masks_follow_the_photos_exif_rotation():
+    import io
+
+    from shared.vision import to_rgb
+    from tasks.semantic_segmentation.transforms import orient_like_image
+
+    stored = Image.new("RGB", (4, 2))
+    stored.paste((255, 0, 0), (0, 0, 1, 1))  # a red top-left pixel, class 1 in the mask
+    exif = stored.getexif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    buffer = io.BytesIO()
+    stored.save(buffer, "PNG", exif=exif.tobytes())
+    photo = Image.open(io.BytesIO(buffer.getvalue()))
+    mask = np.zeros((2, 4), dtype=np.uint8)
+    mask[0, 0] = 1
+    shown, turned = np.asarray(to_rgb(photo)), orient_like_image(photo, mask)
+    assert turned.shape == shown.shape[:2] == (4, 2)
+    assert turned[0, 1] == 1 and shown[0, 1, 0] > 200  # the red pixel and its class moved together
