@@ -66,7 +66,7 @@ class TrainConfig:
     plateau_factor: float = 0.5
     max_grad_norm: float = 1.0
     ema_decay: Optional[float] = field(default=None, metadata={"help": "Keep an EMA of the weights, evaluated and saved."})
-    class_weights: Optional[str] = field(default=None, metadata={"help": "'balanced' or comma-separated weights per label."})
+    class_weights: Optional[str] = field(default=None, metadata={"help": "'balanced', 'sqrt_balanced' (milder) or comma-separated weights per label."})
     label_smoothing: float = 0.0
     loss: Literal["cross_entropy", "focal"] = field(default="cross_entropy", metadata={
         "help": "Classification loss: focal down-weights easy examples by (1 - p_true) ** --focal_gamma."})

@@ -75,8 +75,9 @@ class Engine:
             train_ds = task.preprocess(cfg, self.processor, data["train"], "train")
             eval_ds = task.preprocess(cfg, self.processor, data["validation"], "validation")
         self.raw_eval = data["validation"]
-        label_ids = task.label_ids(cfg, data)
-        self.class_weights = class_weight_tensor(cfg.class_weights, label_ids, self.num_labels or 0)
+        label_ids = task.label_ids(cfg, data)  # per-row classes (weighted sampler); None for dense tasks
+        counts = task.label_counts(cfg, data) if cfg.class_weights else None  # dense tasks count pixels
+        self.class_weights = class_weight_tensor(cfg.class_weights, counts, self.num_labels or 0)
         collate = task.collate_fn(cfg, self.processor)
         pin = torch.cuda.is_available()
         # The loader's own generator keeps its per-epoch seed draw off the global RNG, which a resumed

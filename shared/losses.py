@@ -8,19 +8,31 @@ import torch
 import torch.nn.functional as F
 
 
-def class_weight_tensor(spec: str | None, label_ids: list[int] | None, num_labels: int) -> torch.Tensor | None:
-    """Parse --class_weights: 'balanced' (n / (k * count_c), as scikit-learn) or an explicit list."""
+def label_counts(label_ids: list[int] | None, num_labels: int) -> list[int] | None:
+    """How many training examples carry each label id (None when labels are not classes)."""
+    if label_ids is None:
+        return None
+    counts = Counter(label_ids)
+    return [counts[c] for c in range(num_labels)]
+
+
+def class_weight_tensor(spec: str | None, counts: list[int] | None, num_labels: int) -> torch.Tensor | None:
+    """Parse --class_weights from per-label training counts (examples, or pixels for dense tasks).
+
+    'balanced': n / (k * count_c), as scikit-learn; 'sqrt_balanced': its square root, a milder
+    correction for very skewed counts (segmentation pixels); or an explicit comma-separated list.
+    """
     if not spec:
         return None
-    if spec == "balanced":
-        if label_ids is None:
-            raise ValueError("--class_weights balanced needs integer labels in the training data")
-        counts = Counter(label_ids)
+    if spec in ("balanced", "sqrt_balanced"):
+        if counts is None:
+            raise ValueError(f"--class_weights {spec} needs integer labels in the training data")
         missing = [c for c in range(num_labels) if counts[c] == 0]
         if missing:
-            raise ValueError(f"--class_weights balanced: labels {missing} have no training example")
-        total = len(label_ids)
-        return torch.tensor([total / (num_labels * counts[c]) for c in range(num_labels)], dtype=torch.float32)
+            raise ValueError(f"--class_weights {spec}: labels {missing} have no training example")
+        total = sum(counts)
+        weights = torch.tensor([total / (num_labels * counts[c]) for c in range(num_labels)], dtype=torch.float32)
+        return weights.sqrt() if spec == "sqrt_balanced" else weights
     try:
         weights = [float(x) for x in spec.split(",")]
     except ValueError as err:

@@ -63,6 +63,13 @@ class Task:
         feature = data["train"].features.get("label")
         return list(data["train"]["label"]) if hasattr(feature, "names") else None
 
+    def label_counts(self, cfg, data) -> list[int] | None:
+        """Training count of each label id, for --class_weights balanced. Dense tasks count pixels here."""
+        from shared.losses import label_counts
+
+        labels = self.label_names(cfg, data)
+        return label_counts(self.label_ids(cfg, data), len(labels)) if labels else None
+
     def lr_overrides(self, cfg, model) -> dict[str, float] | None:
         """Parameter-name prefix -> learning rate, for discriminative rates (for example the backbone)."""
         return None

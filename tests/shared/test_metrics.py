@@ -24,8 +24,9 @@ CLS_PROBS = [
 CLS_REFS = [0, 0, 1, 1, 2, 2]
 
 
-def test_available_metrics_are_the_six_local_modules():
-    assert available_metrics() == ["chrf", "classification", "multilabel", "regression", "sacrebleu", "squad"]
+def test_available_metrics_are_the_local_modules():
+    assert available_metrics() == ["chrf", "classification", "mean_iou", "multilabel", "regression", "sacrebleu",
+                                   "squad"]
     assert METRICS_DIR.is_dir()
 
 
@@ -225,3 +226,43 @@ def test_split_scalars_and_prefixed():
     assert prefixed({"accuracy": 0.5, "f1": 0.4}, "eval") == {"eval/accuracy": 0.5, "eval/f1": 0.4}
     assert prefixed({"accuracy": 0.5}, "eval/") == {"eval/accuracy": 0.5}
     assert prefixed({"accuracy": 0.5}, "") == {"accuracy": 0.5}
+
+
+# ---------------------------------------------------------------- mean_iou (semantic segmentation)
+# Two label maps of different sizes, 3 classes, 255 = ignored.
+#   image A  prediction [[0, 1], [1, 1]]   reference [[0, 1], [255, 0]]
+#   image B  prediction [[2, 2, 0], [0, 0, 0]]  reference [[2, 0, 0], [0, 0, 255]]
+# Counted pixels (reference != 255): A 3, B 5 -> 8. Confusion (rows true, columns predicted):
+#   true 0: predicted 0 in A(0,0), B(0,2), B(1,0), B(1,1) = 4; predicted 1 in A(1,1) = 1; predicted 2 in B(0,1) = 1
+#   true 1: A(0,1) -> 1;  true 2: B(0,0) -> 2
+# IoU: class 0 4 / (6 + 4 - 4) = 2/3; class 1 1 / (1 + 2 - 1) = 1/2; class 2 1 / (1 + 2 - 1) = 1/2
+SEG_PREDICTIONS = [np.array([[0, 1], [1, 1]]), np.array([[2, 2, 0], [0, 0, 0]])]
+SEG_REFERENCES = [np.array([[0, 1], [255, 0]]), np.array([[2, 0, 0], [0, 0, 255]])]
+
+
+def test_mean_iou_hand_computed():
+    result = load_metric("mean_iou").compute(predictions=SEG_PREDICTIONS, references=SEG_REFERENCES, num_labels=3,
+                                             ignore_index=255)
+    assert result["per_class_iou"] == approx([2 / 3, 1 / 2, 1 / 2], rel=REL)
+    assert result["mean_iou"] == approx((2 / 3 + 1 / 2 + 1 / 2) / 3, rel=REL)
+    assert result["pixel_accuracy"] == approx(6 / 8, rel=REL)
+    assert result["per_class_accuracy"] == approx([4 / 6, 1.0, 1.0], rel=REL)
+    assert result["confusion_matrix"] == [[4, 1, 1], [0, 1, 0], [0, 0, 1]] and result["num_pixels"] == 8
+
+
+def test_mean_iou_honours_another_ignore_index_and_skips_absent_classes():
+    # CamVid style: 11 classes, value 11 = unlabelled. Class 3 occurs nowhere: None, and left out of the mean.
+    prediction, reference = np.array([[0, 0, 1, 5]]), np.array([[0, 11, 1, 1]])
+    result = load_metric("mean_iou").compute(predictions=[prediction], references=[reference], num_labels=11,
+                                             ignore_index=11)
+    assert result["num_pixels"] == 3 and result["pixel_accuracy"] == approx(2 / 3, rel=REL)
+    assert result["per_class_iou"][:2] == approx([1.0, 0.5], rel=REL) and result["per_class_iou"][3] is None
+    assert result["per_class_iou"][5] == 0.0  # predicted but never true: a counted zero
+    assert result["mean_iou"] == approx((1.0 + 0.5 + 0.0) / 3, rel=REL)
+
+
+def test_mean_iou_over_batches_equals_one_compute():
+    metric = load_metric("mean_iou")
+    for prediction, reference in zip(SEG_PREDICTIONS, SEG_REFERENCES):
+        metric.add_batch(predictions=[prediction], references=[reference])
+    assert metric.compute(num_labels=3)["mean_iou"] == approx((2 / 3 + 1 / 2 + 1 / 2) / 3, rel=REL)

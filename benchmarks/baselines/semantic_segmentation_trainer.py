@@ -1,0 +1,84 @@
+"""transformers.Trainer on the same UperNet + packaged MobileNetV2 and CamVid images as our segmentation recipe.
+
+The issue's reference setting: UperNet (hidden 128, no auxiliary head), batch 4 at 360x480, AdamW, lr 3e-4 with
+polynomial decay, fp32, 450 steps; the images go through the saved image processor (resize to 360x480, which
+CamVid already has, and normalise), the masks through the same processor, as the transformers docs show.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import torch
+from transformers import Trainer, TrainingArguments
+
+from shared.config import parse_config
+from shared.evaluation import load_metric
+from shared.task import get_task
+from tasks.semantic_segmentation.data import IGNORE
+
+
+def _transformed(dataset, processor, table: torch.Tensor):
+    """Images and masks through the image processor; mask values mapped to training ids (11 -> ignored)."""
+    def apply(batch):
+        maps = [table[torch.from_numpy(np.asarray(m, dtype=np.uint8).astype(np.int64))].numpy() for m in batch["mask"]]
+        encoded = processor(images=[i.convert("RGB") for i in batch["image"]], segmentation_maps=maps,
+                            return_tensors="pt")
+        return {"pixel_values": list(encoded["pixel_values"]), "labels": list(encoded["labels"])}
+
+    return dataset.with_transform(apply)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--recipe", required=True)
+    parser.add_argument("--output_dir", required=True)
+    parser.add_argument("--max_steps", type=int, default=450)
+    parser.add_argument("--learning_rate", type=float, default=3e-4)
+    parser.add_argument("--bf16", action="store_true")
+    parser.add_argument("--eval_steps", type=int, default=0, help="0: evaluate once, at the end")
+    args, overrides = parser.parse_known_args()
+    import tasks  # noqa: F401  (registers the tasks)
+    task = get_task("semantic_segmentation")
+    cfg = parse_config(task.config_class, ["--config", args.recipe, *overrides])
+    data = task.load_data(cfg)  # the same folders, label ids and checks as our run
+    labels = task.label_names(cfg, data)
+    processor = task.build_processor(cfg)
+    cfg.channels_last = False  # Trainer's plain model, as a user would build it
+    model = task.build_model(cfg, labels)
+    metric = load_metric("mean_iou")
+
+    def to_classes(logits, labels):  # upsampled and argmaxed per batch: the documented way to keep eval memory small
+        logits = logits[0] if isinstance(logits, tuple) else logits
+        size = labels.shape[-2:]
+        return torch.nn.functional.interpolate(logits.float(), size=size, mode="bilinear", align_corners=False).argmax(1)
+
+    def compute_metrics(prediction):
+        return metric.compute(predictions=list(prediction.predictions.astype(np.int16)),
+                              references=list(prediction.label_ids.astype(np.int16)), num_labels=len(labels),
+                              ignore_index=IGNORE)
+
+    training_args = TrainingArguments(
+        output_dir=args.output_dir, per_device_train_batch_size=cfg.per_device_train_batch_size,
+        per_device_eval_batch_size=cfg.per_device_eval_batch_size, learning_rate=args.learning_rate,
+        max_steps=args.max_steps, lr_scheduler_type="polynomial", weight_decay=cfg.weight_decay,
+        eval_strategy="steps" if args.eval_steps else "no", eval_steps=args.eval_steps or None, save_strategy="no",
+        logging_steps=cfg.logging_steps, seed=cfg.seed, bf16=args.bf16, use_cpu=not torch.cuda.is_available(),
+        report_to="none", max_grad_norm=cfg.max_grad_norm, remove_unused_columns=False, eval_do_concat_batches=True)
+    trainer = Trainer(model=model, args=training_args, compute_metrics=compute_metrics,
+                      preprocess_logits_for_metrics=to_classes,
+                      train_dataset=_transformed(data["train"], processor, task.table),
+                      eval_dataset=_transformed(data["validation"], processor, task.table))
+    train_output = trainer.train()
+    final = trainer.evaluate()
+    result = {**{k: v for k, v in final.items()}, "train_runtime": train_output.metrics["train_runtime"],
+              "train_samples_per_second": train_output.metrics["train_samples_per_second"],
+              "global_step": trainer.state.global_step, "learning_rate": args.learning_rate,
+              "torch_threads": torch.get_num_threads(), "labels": labels}
+    with open(f"{args.output_dir}/trainer_results.json", "w") as handle:
+        json.dump(result, handle, indent=1)
+
+
+if __name__ == "__main__":
+    main()

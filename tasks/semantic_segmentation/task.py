@@ -1,0 +1,195 @@
+"""Semantic segmentation hooks: a class per pixel, with transformers models or UperNet on a packaged timm backbone."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from datasets import DatasetDict
+
+from shared.config import ConfigError, TrainConfig
+from shared.data import limit_samples
+from shared.evaluation import load_metric
+from shared.losses import classification_loss
+from shared.task import DemoSpec, MetricSpec, Task, register_task
+from shared.vision import image_spec, normalize
+from tasks.semantic_segmentation.data import IGNORE, check_and_count, load_raw, reduce, value_table
+from tasks.semantic_segmentation.models import (build_model, build_processor, head_prefixes, is_mask_classifier,
+                                                mask_targets, semantic_logits)
+from tasks.semantic_segmentation.report import write_overlays
+from tasks.semantic_segmentation.sample_data import default_dataset
+from tasks.semantic_segmentation.transforms import eval_transform, orient_like_image, pad_masks, train_transform
+
+
+@dataclass
+class SemanticSegmentationConfig(TrainConfig):
+    model_name_or_path: str = field(default="mobilenetv2", metadata={
+        "help": "Hub id or local dir of a transformers segmentation model (SegFormer, UperNet, DPT, BEiT...), "
+                "or a packaged backbone ('mobilenetv2', 'efficientnet_lite0') under a new UperNet head."})
+    train_dir: Optional[str] = field(default=None, metadata={"help": "Folder with images/ and masks/ (same stems)."})
+    validation_dir: Optional[str] = field(default=None, metadata={"help": "Folder with images/ and masks/."})
+    labels_file: Optional[str] = field(default=None, metadata={
+        "help": "labels.json ({\"id2label\": {...}, \"ignore_index\": N}); default: in --train_dir or its parent."})
+    image_column: str = "image"
+    mask_column: str = field(default="label", metadata={"help": "Mask column of a hub dataset."})
+    ignore_index: Optional[int] = field(default=255, metadata={"help": "Mask value of unlabelled pixels in a hub "
+                                                                        "dataset (local data: labels.json)."})
+    reduce_labels: bool = field(default=False, metadata={
+        "help": "Mask value 0 means 'background/other' and is not a class: ignore it and shift ids 1..N down by "
+                "one (ADE20k-style data); its name is dropped from id2label."})
+    image_height: Optional[int] = field(default=None, metadata={"help": "Model input height; default: the "
+                                                                         "processor's, or 512 for a packaged backbone."})
+    image_width: Optional[int] = None
+    scale_min: float = field(default=0.5, metadata={"help": "Random rescale range of training images (then a "
+                                                            "random crop of the input size); 1 and 1 = no rescale."})
+    scale_max: float = 2.0
+    hflip: bool = True
+    head_hidden_size: int = field(default=128, metadata={"help": "UperNet channels on a packaged backbone."})
+    backbone_learning_rate: Optional[float] = field(default=None, metadata={
+        "help": "Rate of the pretrained backbone; the new head uses --learning_rate. Default: --learning_rate."})
+    channels_last: bool = field(default=True, metadata={"help": "NHWC memory layout (faster convolutions on CPU)."})
+    verify_images: bool = field(default=True, metadata={"help": "Decode every image header and mask before training."})
+    metric_for_best_model: str = "mean_iou"
+    learning_rate: float = 3e-4
+    lr_scheduler_type: str = "polynomial"
+    per_device_train_batch_size: int = 4
+    per_device_eval_batch_size: int = 4
+    num_train_epochs: float = 10.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 < self.scale_min <= self.scale_max:
+            raise ConfigError(f"--scale_min/--scale_max must satisfy 0 < min <= max, got {self.scale_min}, {self.scale_max}")
+        if (self.image_height is None) != (self.image_width is None):
+            raise ConfigError("give --image_height and --image_width together")
+        if self.validation_dir and not self.train_dir:
+            raise ConfigError("--validation_dir goes with --train_dir")
+
+
+@register_task("semantic_segmentation")
+class SemanticSegmentation(Task):
+    config_class = SemanticSegmentationConfig
+    pipeline_tag = "image-segmentation"
+
+    # ------------------------------------------------------------------ data
+    def load_data(self, cfg) -> DatasetDict:
+        data, labels = load_raw(cfg, default_dataset)
+        table = value_table(labels, cfg.reduce_labels)
+        self.names = reduce(labels).names if cfg.reduce_labels else labels.names
+        if "validation" not in data:
+            parts = data["train"].train_test_split(test_size=cfg.validation_split, seed=cfg.seed)
+            data = DatasetDict({"train": parts["train"], "validation": parts["test"]})
+        data = limit_samples(data, cfg)
+        self.pixel_counts = check_and_count(data, table, len(self.names), cfg.verify_images)
+        self.table = torch.from_numpy(table.astype(np.int64))
+        return data
+
+    def label_names(self, cfg, data) -> list[str]:
+        return list(self.names)
+
+    def label_counts(self, cfg, data) -> list[int]:
+        return [int(c) for c in self.pixel_counts]  # pixels, not images: thin classes are rare by area
+
+    # ------------------------------------------------------------------ model
+    def build_processor(self, cfg):
+        return build_processor(cfg)
+
+    def build_model(self, cfg, labels):
+        model = build_model(cfg, labels, IGNORE)
+        if is_mask_classifier(model) and cfg.class_weights:
+            raise ConfigError("--class_weights: Mask2Former and MaskFormer train with their own matching loss, "
+                              "which takes no class weights; drop the flag")
+        if cfg.channels_last:  # before the optimizer exists, so its state takes the same layout
+            model = model.to(memory_format=torch.channels_last)
+        return model
+
+    def lr_overrides(self, cfg, model) -> dict[str, float] | None:
+        if cfg.backbone_learning_rate is None:
+            return None
+        heads = head_prefixes(model)
+        rates = {name: cfg.learning_rate for name, _ in model.named_parameters() if name.startswith(heads)}
+        return {**rates, "": cfg.backbone_learning_rate}
+
+    # ------------------------------------------------------------------ batches
+    def preprocess(self, cfg, processor, dataset, split: str):
+        spec, table = image_spec(processor), self.table
+        transform = train_transform(spec, (cfg.scale_min, cfg.scale_max), cfg.hflip) if split == "train" \
+            else eval_transform(processor)
+
+        def apply(batch: dict) -> dict:
+            pixels, masks = [], []
+            for image, mask in zip(batch["image"], batch["mask"]):
+                raw = orient_like_image(image, np.asarray(mask, dtype=np.uint8))
+                ids = table[torch.from_numpy(raw.astype(np.int64))].to(torch.uint8)
+                image, ids = transform(image, ids)
+                pixels.append(image)
+                masks.append(ids)
+            return {"pixel_values": pixels, "labels": masks}
+
+        # decoded and transformed on the fly: images are never stored a second time
+        return dataset.with_transform(apply, columns=["image", "mask"])
+
+    def collate_fn(self, cfg, processor):
+        spec = image_spec(processor)
+        layout = torch.channels_last if cfg.channels_last else torch.contiguous_format
+
+        def collate(examples: list[dict]) -> dict:
+            pixels = torch.stack([e["pixel_values"] for e in examples])
+            if pixels.dtype == torch.uint8:  # training crops: normalised here, once per batch
+                pixels = normalize(pixels, spec)
+            masks = [e["labels"] for e in examples]
+            return {"pixel_values": pixels.contiguous(memory_format=layout), "labels": pad_masks(masks, IGNORE),
+                    "mask_sizes": torch.tensor([tuple(m.shape[-2:]) for m in masks])}
+
+        return collate
+
+    def compute_loss(self, model, batch, class_weights):
+        if is_mask_classifier(getattr(model, "module", model)):  # Mask2Former: its own matching loss
+            masks, classes = mask_targets(batch["labels"], IGNORE)
+            outputs = model(pixel_values=batch["pixel_values"], mask_labels=masks, class_labels=classes)
+            return outputs.loss, outputs
+        outputs = model(pixel_values=batch["pixel_values"])
+        logits = upsample(outputs.logits, batch["labels"], batch["mask_sizes"])
+        return classification_loss(logits, batch["labels"], class_weights, ignore_index=IGNORE), outputs
+
+    def postprocess(self, batch, outputs):
+        labels = batch["labels"]
+        scores = upsample(semantic_logits(outputs), labels, batch["mask_sizes"])
+        return scores.argmax(dim=1).to(torch.int16), labels.to(torch.int16)
+
+    # ------------------------------------------------------------------ metrics and report
+    def metric(self, cfg) -> MetricSpec:
+        return MetricSpec(load_metric("mean_iou"), cfg.metric_for_best_model,
+                          greater_is_better="loss" not in cfg.metric_for_best_model,
+                          compute_kwargs={"num_labels": len(self.names), "ignore_index": IGNORE})
+
+    def compute_metrics(self, cfg, spec, batches, dataset) -> dict:
+        for predictions, references in batches:
+            spec.module.add_batch(predictions=list(predictions), references=list(references))
+        return spec.module.compute(**spec.compute_kwargs)
+
+    def eval_report(self, cfg, out_dir, batches, dataset, labels) -> None:
+        """plots/overlays.png: validation images with their true and predicted masks."""
+        write_overlays(out_dir, batches, dataset, labels)
+
+    def demo(self) -> DemoSpec:
+        from tasks.semantic_segmentation.demo import demo_spec  # gradio is the [demo] extra: imported only here
+
+        return demo_spec()
+
+
+def upsample(logits: torch.Tensor, labels: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
+    """Logits at each mask's own size (models predict at 1/4 or at the input size), bilinear as transformers
+    does; masks of several sizes in one batch were padded with IGNORE, and so is the logits' padding."""
+    height, width = labels.shape[-2:]
+    if bool((sizes == torch.tensor([height, width], device=sizes.device)).all()):
+        if tuple(logits.shape[-2:]) == (height, width):
+            return logits
+        return F.interpolate(logits.float(), size=(height, width), mode="bilinear", align_corners=False)
+    out = logits.new_zeros((*logits.shape[:2], height, width), dtype=torch.float32)
+    for index, (h, w) in enumerate(sizes.tolist()):
+        out[index, :, :h, :w] = F.interpolate(logits[index:index + 1].float(), size=(h, w), mode="bilinear",
+                                              align_corners=False)[0]
+    return out
