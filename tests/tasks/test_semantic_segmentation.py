@@ -51,7 +51,7 @@ def _args(model, data, out, *extra) -> list[str]:
 
 def test_tiny_segformer_learns_shapes_and_round_trips_through_the_pipeline(tiny_segformer, scenes, tmp_path):
     out = tmp_path / "out"
-    results = main("semantic_segmentation", _args(tiny_segformer, scenes, out, "--max_train_steps", "60"))
+    results = main("semantic_segmentation", _args(tiny_segformer, scenes, out, "--max_train_steps", "120"))
     history = [json.loads(line) for line in (out / "run" / "metrics.jsonl").read_text().splitlines()]
     ious = [r["eval/mean_iou"] for r in history if "eval/mean_iou" in r]
     assert ious[0] < 0.4 and max(ious) >= 0.6 and max(ious) > ious[0] + 0.25, ious
