@@ -118,8 +118,8 @@ def test_overfits_two_images_to_map50_near_one(tiny_detector, tmp_path):
     a model that memorises two images scores mAP@0.5 ~1 on them."""
     folder = write_coco_split(tmp_path / "two", 2, size=SIZE, seed=3, colour_coded=True)
     results = main("object_detection", _args(tiny_detector, folder, folder, tmp_path / "out",
-                                             "--max_train_steps", "150", "--per_device_train_batch_size", "2",
-                                             "--eval_strategy", "steps", "--eval_steps", "50", "--logging_steps", "50",
+                                             "--max_train_steps", "75", "--per_device_train_batch_size", "2",
+                                             "--eval_strategy", "steps", "--eval_steps", "25", "--logging_steps", "25",
                                              "--crop_probability", "0", "--hflip", "false", "--colour_jitter", "false",
                                              "--backbone_learning_rate", "5e-3"))
     assert results["eval_map_50"] >= 0.95, results
