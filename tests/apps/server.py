@@ -25,7 +25,8 @@ def free_port() -> int:
 def serve(args: list[str], log_path: Path, timeout: float = 120) -> Iterator[str]:
     """Run `python <args> --port P` from the project root until its page answers; yield the URL, then stop it."""
     port = free_port()
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": "",
+           "PYTHONPATH": str(ROOT)}  # the app imports this checkout, whichever copy pip installed
     with log_path.open("w") as log:
         process = subprocess.Popen([sys.executable, *args, "--port", str(port)], cwd=ROOT, env=env,
                                    stdout=log, stderr=subprocess.STDOUT)

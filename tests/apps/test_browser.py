@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from tests.apps.conftest import IMAGE_CLASSES, NEGATIVE_TEXT, POSITIVE_TEXT
-from tests.apps.server import ROOT
+from tests.apps.server import ROOT, serve
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
@@ -148,3 +148,41 @@ def test_image_examples_fill_the_input(page, image_app):
     sync_api.expect(page.locator("[data-testid=\"image\"] img").first).to_be_visible()
     page.locator("#run-predict").click()
     sync_api.expect(page.get_by_test_id("label-output-value")).not_to_be_empty()
+
+
+@pytest.fixture(scope="module")
+def detection_app(tmp_path_factory):
+    """apps/object_detection.py serving an untrained tiny dense detector: its boxes are arbitrary but real."""
+    import torch
+    from transformers import ConditionalDetrImageProcessor
+
+    from tasks.object_detection.modeling_dense_detector import DenseDetectorConfig, DenseDetectorForObjectDetection
+
+    out = tmp_path_factory.mktemp("browser_detector")
+    config = DenseDetectorConfig(backbone="test_convnext", out_indices=[1, 2, 3], neck_channels=32, head_convs=1,
+                                 num_labels=3, id2label=dict(enumerate(IMAGE_CLASSES)))
+    torch.manual_seed(0)
+    DenseDetectorForObjectDetection(config).save_pretrained(out)
+    ConditionalDetrImageProcessor(size={"height": 64, "width": 64}, do_pad=False).save_pretrained(out)
+    with serve(["apps/object_detection.py", "--model", str(out)], tmp_path_factory.mktemp("logs") / "det.log") as url:
+        yield url
+
+
+def test_detection_app_in_the_browser(page, detection_app, tmp_path):
+    page.goto(detection_app)
+    sync_api.expect(page.get_by_text("Score threshold").first).to_be_visible()
+    photo = tmp_path / "street.png"
+    Image.new("RGB", (160, 120), (90, 140, 200)).save(photo)
+    threshold = page.locator("input[type=number]").first
+    threshold.fill("0")
+    threshold.press("Enter")
+    _upload_and_run(page, photo)
+    sync_api.expect(page.get_by_role("link", name="Download")).to_be_visible()  # the image with boxes drawn
+    sync_api.expect(page.get_by_text("xmin").first).to_be_visible()  # the box list, in pixels
+    assert any(name in page.content() for name in IMAGE_CLASSES)
+    _screenshot(page, tmp_path, "object_detection")
+
+    threshold.fill("1")  # above every score: the page shows the image with no box listed
+    threshold.press("Enter")
+    page.locator("#run-predict").click()
+    sync_api.expect(page.get_by_text("xmin")).to_have_count(0)
