@@ -105,7 +105,8 @@ def test_fsdp_config_on_two_cpu_processes(tiny_bert_dir, toy_text_files, tmp_pat
     parallel over gloo. The run must say so, still use both processes, and finish."""
     result = _launch(["--config_file", str(ROOT / "accelerate_config_fsdp.yaml"), "--num_processes", "2",
                       "--main_process_port", str(_free_port())],
-                     tiny_text_args(tiny_bert_dir, *toy_text_files, tmp_path / "out", "--num_train_epochs", "2"))
+                     tiny_text_args(tiny_bert_dir, *toy_text_files, tmp_path / "out", "--per_device_train_batch_size",
+                                    "8"))  # global batch 16, 48 steps: what the one-process launch test learns in
     assert "processes 2 (MULTI_CPU)" in result.stdout
     assert "the launch config asks for FSDP, which accelerate runs on GPUs only" in result.stdout
     results = json.loads((tmp_path / "out" / "run" / "results.json").read_text())
