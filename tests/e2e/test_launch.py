@@ -23,8 +23,7 @@ def _free_port() -> int:
 
 
 def _launch(launcher_args: list[str], args: list[str]) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": "",
-           "PYTHONPATH": str(ROOT)}  # the subprocess imports this checkout, whichever copy pip installed
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
     command = [sys.executable, "-m", "accelerate.commands.launch", *launcher_args, str(SCRIPT), *args]
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -106,7 +105,8 @@ def test_fsdp_config_on_two_cpu_processes(tiny_bert_dir, toy_text_files, tmp_pat
     parallel over gloo. The run must say so, still use both processes, and finish."""
     result = _launch(["--config_file", str(ROOT / "accelerate_config_fsdp.yaml"), "--num_processes", "2",
                       "--main_process_port", str(_free_port())],
-                     tiny_text_args(tiny_bert_dir, *toy_text_files, tmp_path / "out", "--num_train_epochs", "6"))
+                     tiny_text_args(tiny_bert_dir, *toy_text_files, tmp_path / "out", "--per_device_train_batch_size",
+                                    "8"))  # global batch 16, 48 steps: what the one-process launch test learns in
     assert "processes 2 (MULTI_CPU)" in result.stdout
     assert "the launch config asks for FSDP, which accelerate runs on GPUs only" in result.stdout
     results = json.loads((tmp_path / "out" / "run" / "results.json").read_text())
