@@ -186,3 +186,34 @@ def test_detection_app_in_the_browser(page, detection_app, tmp_path):
     threshold.press("Enter")
     page.locator("#run-predict").click()
     sync_api.expect(page.get_by_text("xmin")).to_have_count(0)
+
+
+@pytest.fixture(scope="module")
+def segmentation_app(tmp_path_factory):
+    """apps/semantic_segmentation.py serving an untrained tiny SegFormer: arbitrary classes, a real overlay."""
+    import torch
+    from transformers import SegformerConfig, SegformerForSemanticSegmentation, SegformerImageProcessor
+
+    out = tmp_path_factory.mktemp("browser_segformer")
+    labels = ["background", *IMAGE_CLASSES]
+    config = SegformerConfig(num_encoder_blocks=2, depths=[1, 1], sr_ratios=[2, 1], hidden_sizes=[16, 32],
+                             patch_sizes=[3, 3], strides=[2, 2], num_attention_heads=[1, 2], mlp_ratios=[2, 2],
+                             decoder_hidden_size=32, num_labels=len(labels), id2label=dict(enumerate(labels)))
+    torch.manual_seed(0)
+    SegformerForSemanticSegmentation(config).save_pretrained(out)
+    SegformerImageProcessor(size={"height": 32, "width": 32}).save_pretrained(out)
+    with serve(["apps/semantic_segmentation.py", "--model", str(out)],
+               tmp_path_factory.mktemp("logs") / "seg.log") as url:
+        yield url
+
+
+def test_segmentation_app_in_the_browser(page, segmentation_app, tmp_path):
+    page.goto(segmentation_app)
+    photo = tmp_path / "scene.png"
+    Image.new("RGB", (96, 64), (120, 160, 90)).save(photo)
+    _upload_and_run(page, photo)
+    shares = page.get_by_test_id("label-output-value")  # the class covering most of the image
+    sync_api.expect(shares).not_to_be_empty()
+    assert shares.inner_text() in ["background", *IMAGE_CLASSES]
+    sync_api.expect(page.locator(".legend-item, .legend button, .legend").first).to_be_visible()  # overlay legend
+    _screenshot(page, tmp_path, "semantic_segmentation")
