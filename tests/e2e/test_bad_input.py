@@ -21,6 +21,7 @@ from PIL import Image
 
 from shared.checkpoint import CheckpointManager
 from shared.cli import main
+from shared.task import list_tasks
 from tests.helpers import IMAGE_CLASSES, tiny_image_args, tiny_image_data, tiny_text_args, tiny_vit_dir, toy_reviews, \
     write_csv
 
@@ -230,6 +231,81 @@ IMAGE = [
 ]
 
 
+# ------------------------------------------------------------------ object detection
+def _coco(tmp: Path, fx: dict, change=None) -> list[str]:
+    """A 3-image COCO folder (64x64) used as both splits, after `change(coco, folder)`."""
+    from tasks.object_detection.sample_data import ANNOTATION_FILE, write_coco_split
+
+    folder = write_coco_split(tmp / "coco", 3, size=64, seed=1)
+    coco = json.loads((folder / ANNOTATION_FILE).read_text())
+    if change:
+        change(coco, folder)
+    (folder / ANNOTATION_FILE).write_text(json.dumps(coco))
+    return ["--train_dir", str(folder), "--validation_dir", str(folder)]
+
+
+def _first_box(value: list[float]):
+    return lambda coco, folder: coco["annotations"][0].update(bbox=value)
+
+
+DETECTION = [
+    BadInput("detection-missing-image", "object_detection",
+             lambda t, fx: _coco(t, fx, lambda c, f: (f / "0001.png").unlink()), r"0001\.png.*not found"),
+    BadInput("detection-box-outside-image", "object_detection",
+             lambda t, fx: _coco(t, fx, _first_box([50, 10, 30, 20])),
+             r"annotation 0 .*outside the 64x64 image"),
+    BadInput("detection-box-non-positive", "object_detection", lambda t, fx: _coco(t, fx, _first_box([5, 5, 0, 10])),
+             r"annotation 0 .*non-positive size"),
+    BadInput("detection-unknown-category", "object_detection",
+             lambda t, fx: _coco(t, fx, lambda c, f: c["annotations"][0].update(category_id=7)),
+             r"annotation 0 .*unknown category id 7"),
+    BadInput("detection-annotation-without-image", "object_detection",
+             lambda t, fx: _coco(t, fx, lambda c, f: c["annotations"][0].update(image_id=99)),
+             r"annotation 0 .*image_id 99 .*missing image"),
+    BadInput("detection-unreadable-image", "object_detection",
+             lambda t, fx: _coco(t, fx, lambda c, f: (f / "0002.png").write_bytes(b"not an image")),
+             r"0002\.png: unreadable image", subprocess=True),
+]
+
+
+# ------------------------------------------------------------------ semantic segmentation
+def _scenes(tmp: Path, fx: dict, damage=None) -> list[str]:
+    """images/ + masks/ + labels.json (32x32 scenes), after `damage(image, mask)` on train/003."""
+    from tasks.semantic_segmentation.sample_data import write_dataset
+
+    root = write_dataset(tmp / "scenes", {"train": 4, "validation": 2}, size=32)
+    if damage:
+        damage(root / "train" / "images" / "003.png", root / "train" / "masks" / "003.png")
+    return ["--train_dir", str(root / "train"), "--validation_dir", str(root / "validation")]
+
+
+def _mask_value(mask: Path) -> None:
+    import numpy as np
+
+    array = np.asarray(Image.open(mask)).copy()
+    array[0, 0] = 7
+    Image.fromarray(array).save(mask)
+
+
+SEGMENTATION = [
+    BadInput("segmentation-image-without-mask", "semantic_segmentation",
+             lambda t, fx: _scenes(t, fx, lambda image, mask: mask.unlink()),
+             r"images/003\.png: image without a mask"),
+    BadInput("segmentation-mask-size", "semantic_segmentation",
+             lambda t, fx: _scenes(t, fx, lambda image, mask: Image.new("L", (16, 32)).save(mask)),
+             r"masks/003\.png: mask is 16x32 but its image .*images/003\.png is 32x32"),
+    BadInput("segmentation-mask-value", "semantic_segmentation",
+             lambda t, fx: _scenes(t, fx, lambda image, mask: _mask_value(mask)),
+             r"masks/003\.png: mask values \[7\] are outside the label set"),
+    BadInput("segmentation-unreadable-image", "semantic_segmentation",
+             lambda t, fx: _scenes(t, fx, lambda image, mask: image.write_bytes(image.read_bytes()[:60])),
+             r"images/003\.png: unreadable image", subprocess=True),
+    BadInput("segmentation-rgb-mask", "semantic_segmentation",
+             lambda t, fx: _scenes(t, fx, lambda image, mask: Image.open(mask).convert("RGB").save(mask)),
+             r"masks/003\.png: mask has mode RGB; expected a single-channel index PNG"),
+]
+
+
 # ------------------------------------------------------------------ checkpoints and models from elsewhere
 CHECKPOINTS = [
     BadInput("resume-other-task", "image_classification",
@@ -254,13 +330,12 @@ CHECKPOINTS = [
              r"--model_name_or_path .*tiny_bert.*image"),
 ]
 
-CASES = TEXT + QA + TRANSLATION + IMAGE + CHECKPOINTS
+CASES = TEXT + QA + TRANSLATION + IMAGE + DETECTION + SEGMENTATION + CHECKPOINTS
 
 
 def test_the_table_is_wide_enough():
     assert len(CASES) >= 30 and len({case.id for case in CASES}) == len(CASES)
-    assert {case.task for case in CASES} >= {"text_classification", "question_answering", "translation",
-                                               "image_classification"}
+    assert {case.task for case in CASES} == set(list_tasks())  # every task has rows
 
 
 @pytest.fixture(scope="module")
@@ -321,7 +396,8 @@ def test_bad_input_stops_with_one_clear_line_and_nothing_to_resume(case, fx, tmp
     assert "no run with checkpoints under" in capsys.readouterr().err
 
     if case.subprocess:  # the script itself, as a user runs it: a non-zero exit and the same line
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": "",
+               "PYTHONPATH": str(ROOT)}
         result = subprocess.run([sys.executable, str(ROOT / "tasks" / case.task / "train.py"), *flags], cwd=ROOT,
                                 env=env, capture_output=True, text=True, timeout=300)
         assert result.returncode != 0 and re.search(case.expect, result.stderr), result.stderr[-2000:]
