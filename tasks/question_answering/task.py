@@ -162,9 +162,14 @@ class QuestionAnswering(Task):
 
         def predict(pipe, context: str, question: str):
             answer = pipe(question=question, context=context)
-            return answer["answer"], round(answer["score"], 4)
+            start, end = answer["start"], answer["end"]
+            # the context with the answer span marked, so the reader sees where it came from
+            highlighted = [(context[:start], None), (context[start:end], "answer"), (context[end:], None)]
+            return highlighted, answer["answer"], round(answer["score"], 4)
 
         return DemoSpec(pipeline_tag=TAG, predict=predict,
                         inputs=lambda: [gr.Textbox(label="Context", lines=6), gr.Textbox(label="Question")],
-                        outputs=lambda: [gr.Textbox(label="Answer"), gr.Number(label="Score")],
+                        outputs=lambda: [gr.HighlightedText(label="Answer in the context",
+                                                           color_map={"answer": "green"}),
+                                         gr.Textbox(label="Answer"), gr.Number(label="Score")],
                         examples=[[row["context"], row["question"]] for row in make_rows(3, seed=7)])

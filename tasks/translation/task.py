@@ -173,10 +173,14 @@ class Translation(Task):
     def demo(self) -> DemoSpec:
         import gradio as gr
 
-        return DemoSpec(pipeline_tag=TAG, predict=lambda pipe, text: pipe(text)[0]["translation_text"],
-                        inputs=lambda: [gr.Textbox(label="Source text", lines=3)],
+        def predict(pipe, text: str, beams: float):
+            return pipe(text, num_beams=int(beams))[0]["translation_text"]
+
+        return DemoSpec(pipeline_tag=TAG, predict=predict,
+                        inputs=lambda: [gr.Textbox(label="Source text", lines=3),
+                                        gr.Slider(1, 8, value=4, step=1, label="Beams")],
                         outputs=lambda: [gr.Textbox(label="Translation")],
-                        examples=[[row["translation"][SOURCE_LANG]] for row in make_pairs(3, seed=7)])
+                        examples=[[row["translation"][SOURCE_LANG], 4] for row in make_pairs(3, seed=7)])
 
 
 def _sample(n: int, seed: int) -> Dataset:

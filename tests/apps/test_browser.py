@@ -217,3 +217,45 @@ def test_segmentation_app_in_the_browser(page, segmentation_app, tmp_path):
     assert shares.inner_text() in ["background", *IMAGE_CLASSES]
     sync_api.expect(page.locator(".legend-item, .legend button, .legend").first).to_be_visible()  # overlay legend
     _screenshot(page, tmp_path, "semantic_segmentation")
+
+
+@pytest.fixture(scope="module")
+def qa_app(tiny_bert_dir, tmp_path_factory):
+    from tests.apps.test_text_apps import tiny_qa_model
+
+    model = tiny_qa_model(tiny_bert_dir, tmp_path_factory.mktemp("browser_qa"))
+    with serve(["apps/question_answering.py", "--model", str(model)],
+               tmp_path_factory.mktemp("logs") / "qa.log") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def translation_app(tiny_bert_dir, tmp_path_factory):
+    from tests.apps.test_text_apps import tiny_translation_model
+
+    model = tiny_translation_model(tiny_bert_dir, tmp_path_factory.mktemp("browser_mt"))
+    with serve(["apps/translation.py", "--model", str(model)], tmp_path_factory.mktemp("logs") / "mt.log") as url:
+        yield url
+
+
+def test_qa_app_in_the_browser(page, qa_app, tmp_path):
+    page.goto(qa_app)
+    page.locator("textarea").nth(0).fill("The lamp is on the desk. The book is on the shelf.")
+    page.locator("textarea").nth(1).fill("Where is the lamp?")
+    page.locator("#run-predict").click()
+    sync_api.expect(page.get_by_text("Answer in the context").first).to_be_visible()
+    sync_api.expect(page.get_by_text("answer", exact=True).first).to_be_visible()  # the span's mark in the context
+    sync_api.expect(page.get_by_role("textbox", name="Answer", exact=True)).not_to_have_value("")
+    _screenshot(page, tmp_path, "question_answering")
+
+
+def test_translation_app_in_the_browser(page, translation_app, tmp_path):
+    page.goto(translation_app)
+    sync_api.expect(page.get_by_text("Beams").first).to_be_visible()
+    page.locator("textarea").first.fill("the lamp is on the desk")
+    beams = page.locator("input[type=number]").first
+    beams.fill("2")
+    beams.press("Enter")
+    page.locator("#run-predict").click()
+    sync_api.expect(page.get_by_role("textbox", name="Translation")).not_to_have_value("")
+    _screenshot(page, tmp_path, "translation")
