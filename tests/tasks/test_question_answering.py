@@ -40,6 +40,9 @@ def tiny_qa_dir(tmp_path_factory) -> Path:
     fast.save_pretrained(out)
     config = BertConfig(vocab_size=fast.vocab_size, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
                         intermediate_size=128, max_position_embeddings=128)
+    import torch
+
+    torch.manual_seed(0)  # the same initial weights whichever tests ran before (the global RNG state differs)
     BertForQuestionAnswering(config).save_pretrained(out)
     return out
 
@@ -230,7 +233,8 @@ def test_tiny_model_learns_exact_match(trained_run):
     # the tiny model plateaus near 70: it clips subword names and confuses "capital of X is Y" after filler
     assert len(exact) >= 5 and exact[0] < 50 and max(exact) >= 60 and max(exact) - exact[0] >= 25, exact
     results = json.loads((trained_run / "results.json").read_text())
-    assert results["eval_f1"] >= results["eval_exact_match"] == max(exact)
+    best = max((r for r in history if "eval/f1" in r), key=lambda r: r["eval/f1"])  # f1 picks the best step
+    assert results["eval_f1"] == best["eval/f1"] >= results["eval_exact_match"] == best["eval/exact_match"]
     predictions = json.loads((trained_run / "predictions.json").read_text())
     assert len(predictions) == 40 and all(isinstance(v, str) for v in predictions.values())
 
