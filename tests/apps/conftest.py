@@ -88,3 +88,66 @@ def launcher_app(models_dir, tmp_path_factory) -> Iterator[str]:
     log = tmp_path_factory.mktemp("logs") / "launcher.log"
     with serve(["-m", "apps", "--models_dir", str(models_dir)], log) as url:
         yield url
+
+
+def tiny_qa_model(tiny_bert_dir: Path, out: Path) -> Path:
+    """A random-init 2-layer BERT span head with the toy WordPiece tokenizer: arbitrary answers, real spans."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForQuestionAnswering
+
+    torch.manual_seed(0)
+    BertForQuestionAnswering(BertConfig.from_pretrained(tiny_bert_dir)).save_pretrained(out)
+    AutoTokenizer.from_pretrained(tiny_bert_dir).save_pretrained(out)
+    return out
+
+
+def tiny_translation_model(tiny_bert_dir: Path, out: Path) -> Path:
+    """A random-init 1+1-layer Marian model sharing the toy WordPiece vocabulary."""
+    import torch
+    from transformers import AutoTokenizer, MarianConfig, MarianMTModel
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    config = MarianConfig(vocab_size=len(tokenizer), d_model=16, encoder_layers=1, decoder_layers=1,
+                          encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
+                          decoder_ffn_dim=32, max_position_embeddings=64, pad_token_id=tokenizer.pad_token_id,
+                          eos_token_id=tokenizer.sep_token_id, decoder_start_token_id=tokenizer.pad_token_id,
+                          forced_eos_token_id=tokenizer.sep_token_id)
+    torch.manual_seed(0)
+    model = MarianMTModel(config)
+    model.generation_config.max_length = 12
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def tiny_dense_detector(out: Path, labels: list[str]) -> Path:
+    """An untrained tiny dense detector: its scores are arbitrary, but boxes, labels and thresholds are real."""
+    import torch
+    from transformers import ConditionalDetrImageProcessor
+
+    from tasks.object_detection.modeling_dense_detector import DenseDetectorConfig, DenseDetectorForObjectDetection
+
+    config = DenseDetectorConfig(backbone="test_convnext", out_indices=[1, 2, 3], neck_channels=32, head_convs=1,
+                                 num_labels=len(labels), id2label=dict(enumerate(labels)))
+    torch.manual_seed(0)
+    DenseDetectorForObjectDetection(config).save_pretrained(out)
+    ConditionalDetrImageProcessor(size={"height": 64, "width": 64}, do_pad=False).save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def qa_app(tiny_bert_dir, tmp_path_factory) -> Iterator[str]:
+    """apps/question_answering.py serving an untrained tiny QA model."""
+    model = tiny_qa_model(tiny_bert_dir, tmp_path_factory.mktemp("tiny_qa_app"))
+    with serve(["apps/question_answering.py", "--model", str(model)],
+               tmp_path_factory.mktemp("logs") / "qa.log") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def translation_app(tiny_bert_dir, tmp_path_factory) -> Iterator[str]:
+    """apps/translation.py serving an untrained tiny Marian model."""
+    model = tiny_translation_model(tiny_bert_dir, tmp_path_factory.mktemp("tiny_mt_app"))
+    with serve(["apps/translation.py", "--model", str(model)],
+               tmp_path_factory.mktemp("logs") / "mt.log") as url:
+        yield url

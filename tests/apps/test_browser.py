@@ -10,7 +10,7 @@ import pytest
 
 from PIL import Image
 
-from tests.apps.conftest import IMAGE_CLASSES, NEGATIVE_TEXT, POSITIVE_TEXT
+from tests.apps.conftest import IMAGE_CLASSES, NEGATIVE_TEXT, POSITIVE_TEXT, tiny_dense_detector
 from tests.apps.server import ROOT, serve
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -153,17 +153,7 @@ def test_image_examples_fill_the_input(page, image_app):
 @pytest.fixture(scope="module")
 def detection_app(tmp_path_factory):
     """apps/object_detection.py serving an untrained tiny dense detector: its boxes are arbitrary but real."""
-    import torch
-    from transformers import ConditionalDetrImageProcessor
-
-    from tasks.object_detection.modeling_dense_detector import DenseDetectorConfig, DenseDetectorForObjectDetection
-
-    out = tmp_path_factory.mktemp("browser_detector")
-    config = DenseDetectorConfig(backbone="test_convnext", out_indices=[1, 2, 3], neck_channels=32, head_convs=1,
-                                 num_labels=3, id2label=dict(enumerate(IMAGE_CLASSES)))
-    torch.manual_seed(0)
-    DenseDetectorForObjectDetection(config).save_pretrained(out)
-    ConditionalDetrImageProcessor(size={"height": 64, "width": 64}, do_pad=False).save_pretrained(out)
+    out = tiny_dense_detector(tmp_path_factory.mktemp("browser_detector"), IMAGE_CLASSES)
     with serve(["apps/object_detection.py", "--model", str(out)], tmp_path_factory.mktemp("logs") / "det.log") as url:
         yield url
 
@@ -217,25 +207,6 @@ def test_segmentation_app_in_the_browser(page, segmentation_app, tmp_path):
     assert shares.inner_text() in ["background", *IMAGE_CLASSES]
     sync_api.expect(page.locator(".legend-item, .legend button, .legend").first).to_be_visible()  # overlay legend
     _screenshot(page, tmp_path, "semantic_segmentation")
-
-
-@pytest.fixture(scope="module")
-def qa_app(tiny_bert_dir, tmp_path_factory):
-    from tests.apps.test_text_apps import tiny_qa_model
-
-    model = tiny_qa_model(tiny_bert_dir, tmp_path_factory.mktemp("browser_qa"))
-    with serve(["apps/question_answering.py", "--model", str(model)],
-               tmp_path_factory.mktemp("logs") / "qa.log") as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def translation_app(tiny_bert_dir, tmp_path_factory):
-    from tests.apps.test_text_apps import tiny_translation_model
-
-    model = tiny_translation_model(tiny_bert_dir, tmp_path_factory.mktemp("browser_mt"))
-    with serve(["apps/translation.py", "--model", str(model)], tmp_path_factory.mktemp("logs") / "mt.log") as url:
-        yield url
 
 
 def test_qa_app_in_the_browser(page, qa_app, tmp_path):

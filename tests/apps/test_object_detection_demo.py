@@ -2,15 +2,14 @@
 from __future__ import annotations
 
 import pytest
-import torch
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
-from transformers import ConditionalDetrImageProcessor, pipeline
+from transformers import pipeline
 
 from shared.task import get_task
 from tasks.object_detection.demo import predict_batch
-from tasks.object_detection.modeling_dense_detector import DenseDetectorConfig, DenseDetectorForObjectDetection
+from tests.apps.conftest import tiny_dense_detector
 from tests.apps.server import serve
 
 LABELS = ["circle", "square", "triangle"]
@@ -19,13 +18,7 @@ LABELS = ["circle", "square", "triangle"]
 @pytest.fixture(scope="module")
 def detector_dir(tmp_path_factory):
     """An untrained tiny dense detector: its scores are arbitrary, but boxes, labels and thresholds are real."""
-    out = tmp_path_factory.mktemp("demo_detector")
-    config = DenseDetectorConfig(backbone="test_convnext", out_indices=[1, 2, 3], neck_channels=32, head_convs=1,
-                                 num_labels=3, id2label=dict(enumerate(LABELS)))
-    torch.manual_seed(0)
-    DenseDetectorForObjectDetection(config).save_pretrained(out)
-    ConditionalDetrImageProcessor(size={"height": 64, "width": 64}, do_pad=False).save_pretrained(out)
-    return out
+    return tiny_dense_detector(tmp_path_factory.mktemp("demo_detector"), LABELS)
 
 
 @pytest.fixture()

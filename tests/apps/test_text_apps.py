@@ -9,56 +9,9 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from tests.apps.server import serve
 
 pytestmark = pytest.mark.slow
 CONTEXT = "The lamp is on the desk. The book is on the shelf near the window."
-
-
-def tiny_qa_model(tiny_bert_dir, out):
-    """A random-init 2-layer BERT span head with the toy WordPiece tokenizer."""
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertForQuestionAnswering
-
-    torch.manual_seed(0)
-    BertForQuestionAnswering(BertConfig.from_pretrained(tiny_bert_dir)).save_pretrained(out)
-    AutoTokenizer.from_pretrained(tiny_bert_dir).save_pretrained(out)
-    return out
-
-
-def tiny_translation_model(tiny_bert_dir, out):
-    """A random-init 1+1-layer Marian model sharing the toy WordPiece vocabulary."""
-    import torch
-    from transformers import AutoTokenizer, MarianConfig, MarianMTModel
-
-    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
-    config = MarianConfig(vocab_size=len(tokenizer), d_model=16, encoder_layers=1, decoder_layers=1,
-                          encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
-                          decoder_ffn_dim=32, max_position_embeddings=64, pad_token_id=tokenizer.pad_token_id,
-                          eos_token_id=tokenizer.sep_token_id, decoder_start_token_id=tokenizer.pad_token_id,
-                          forced_eos_token_id=tokenizer.sep_token_id)
-    torch.manual_seed(0)
-    model = MarianMTModel(config)
-    model.generation_config.max_length = 12
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
-
-
-@pytest.fixture(scope="module")
-def qa_app(tiny_bert_dir, tmp_path_factory):
-    model = tiny_qa_model(tiny_bert_dir, tmp_path_factory.mktemp("tiny_qa_app"))
-    with serve(["apps/question_answering.py", "--model", str(model)],
-               tmp_path_factory.mktemp("logs") / "qa.log") as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def translation_app(tiny_bert_dir, tmp_path_factory):
-    model = tiny_translation_model(tiny_bert_dir, tmp_path_factory.mktemp("tiny_mt_app"))
-    with serve(["apps/translation.py", "--model", str(model)],
-               tmp_path_factory.mktemp("logs") / "mt.log") as url:
-        yield url
 
 
 def _text_of(highlighted) -> tuple[str, list[str]]:
