@@ -7,18 +7,14 @@ Run `python -m tasks.image_classification.sample_data DIR` to write a copy somew
 from __future__ import annotations
 
 import math
-import os
 import random
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
-from filelock import FileLock
 from PIL import Image, ImageDraw
 
-from shared.models import cache_dir
+from shared.sample_cache import cached_sample
 
 CLASSES = ["circle", "square", "stripes", "triangle"]
 VERSION = "shapes-v1"  # bump when the drawing changes, so stale caches are rebuilt
@@ -75,21 +71,8 @@ def write_image_folder(root: Path, per_class: dict[str, int], size: int = 96, se
 
 def default_dataset() -> Path:
     """The embedded sample data (160 train / 60 validation images), drawn once into the cache."""
-    target = cache_dir() / "data" / "image_classification" / VERSION
-    if (target / "validation").is_dir():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # one writer per machine; others wait, then reuse. Drawn beside the target, then renamed (atomic).
-    with FileLock(str(target) + ".lock"):
-        if not (target / "validation").is_dir():
-            work = Path(tempfile.mkdtemp(prefix=f".{VERSION}-", dir=target.parent))
-            try:
-                write_image_folder(work / "data", {"train": 40, "validation": 15}, seed=0)
-                shutil.rmtree(target, ignore_errors=True)  # an incomplete copy left by hand
-                os.replace(work / "data", target)
-            finally:
-                shutil.rmtree(work, ignore_errors=True)
-    return target
+    return cached_sample("image_classification", VERSION,
+                         lambda folder: write_image_folder(folder, {"train": 40, "validation": 15}, seed=0))
 
 
 if __name__ == "__main__":

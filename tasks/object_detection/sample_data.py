@@ -7,18 +7,14 @@ mapping from ids to label indices is exercised. `python -m tasks.object_detectio
 from __future__ import annotations
 
 import json
-import os
 import random
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
-from filelock import FileLock
 from PIL import Image, ImageDraw
 
-from shared.models import cache_dir
+from shared.sample_cache import cached_sample
 from tasks.object_detection.data import ANNOTATION_FILE
 
 CLASSES = ["circle", "square", "triangle"]
@@ -95,20 +91,9 @@ def write_dataset(root: Path, counts: dict[str, int], **kwargs) -> Path:
 
 def default_dataset() -> Path:
     """The embedded sample data (120 train / 40 validation images of 128x128), drawn once into the cache."""
-    target = cache_dir() / "data" / "object_detection" / VERSION
-    if (target / "validation" / ANNOTATION_FILE).is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock"):  # one writer per machine; drawn beside the target, then renamed
-        if not (target / "validation" / ANNOTATION_FILE).is_file():
-            work = Path(tempfile.mkdtemp(prefix=f".{VERSION}-", dir=target.parent))
-            try:
-                write_dataset(work / "data", {"train": 120, "validation": 40})
-                shutil.rmtree(target, ignore_errors=True)
-                os.replace(work / "data", target)
-            finally:
-                shutil.rmtree(work, ignore_errors=True)
-    return target
+    return cached_sample("object_detection", VERSION,
+                         lambda folder: write_dataset(folder, {"train": 120, "validation": 40}),
+                         marker=f"validation/{ANNOTATION_FILE}")
 
 
 if __name__ == "__main__":

@@ -8,18 +8,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
-from filelock import FileLock
 from PIL import Image, ImageDraw
 
-from shared.models import cache_dir
+from shared.sample_cache import cached_sample
 
 LABELS = ["background", "circle", "square", "triangle"]
 IGNORE_INDEX = 255  # the one-pixel outline of every shape: anti-aliasing makes its class ambiguous
@@ -70,21 +66,8 @@ def write_dataset(root: Path, counts: dict[str, int], size: int = 64, seed: int 
 
 def default_dataset() -> Path:
     """The embedded sample data (96 train / 32 validation scenes at 64x64), drawn once into the cache."""
-    target = cache_dir() / "data" / "semantic_segmentation" / VERSION
-    if (target / "validation").is_dir():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # one writer per machine; others wait, then reuse. Drawn beside the target, then renamed (atomic).
-    with FileLock(str(target) + ".lock"):
-        if not (target / "validation").is_dir():
-            work = Path(tempfile.mkdtemp(prefix=f".{VERSION}-", dir=target.parent))
-            try:
-                write_dataset(work / "data", {"train": 96, "validation": 32}, seed=0)
-                shutil.rmtree(target, ignore_errors=True)  # an incomplete copy left by hand
-                os.replace(work / "data", target)
-            finally:
-                shutil.rmtree(work, ignore_errors=True)
-    return target
+    return cached_sample("semantic_segmentation", VERSION,
+                         lambda folder: write_dataset(folder, {"train": 96, "validation": 32}, seed=0))
 
 
 if __name__ == "__main__":
