@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -35,6 +36,7 @@ def tiny_bert_dir(tmp_path_factory) -> Path:
     fast.save_pretrained(out)
     config = BertConfig(vocab_size=fast.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=64, max_position_embeddings=64)
+    torch.manual_seed(0)  # the same weights whichever tests ran first and consumed the global RNG
     BertForSequenceClassification(config).save_pretrained(out)
     return out
 
