@@ -38,7 +38,7 @@ def _trainer(common: list[str], work: Path, seed: int, bf16: bool) -> dict:
     out = work / f"trainer_seed{seed}"
     out.mkdir(parents=True, exist_ok=True)
     measured = run_measured(python_command("benchmarks/baselines/object_detection_trainer.py", "--recipe", RECIPE,
-                                           "--output_dir", str(out), *(["--bf16"] if bf16 else []), *common,
+                                           "--output_dir", str(out), "--per_epoch_eval", *(["--bf16"] if bf16 else []), *common,
                                            "--seed", str(seed)), work / f"{out.name}.log")
     results = json.loads((out / "trainer_results.json").read_text())
     keys = ["last_eval_map_50", "last_eval_map", "eval_map_50", "eval_map", "global_step", "train_samples_per_second"]

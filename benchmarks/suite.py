@@ -2,9 +2,9 @@
 
     python -m benchmarks run [--tasks text_classification ...] [--quick]
 
-Both sides get the same model, data, batch size, precision, optimizer settings and epochs (each task's
-recipe is the single source), evaluate once at the end (so train samples/s is the training loop alone
-on both sides) unless the full mode asks for per-epoch evaluations, which time-to-target needs.
+Both sides get the same model, data, batch size, precision, optimizer settings and epochs or steps (each
+task's recipe is the single source). In --quick mode both evaluate once, at the end, so train samples/s is
+the training loop alone; the full mode evaluates at the recipe's cadence, which time-to-target needs.
 """
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ def pairs() -> dict[str, Pair]:
     data = benchmark_data_dir()
     text, image = data / "text_classification" / "rotten_tomatoes", data / "image_classification" / "hymenoptera"
     qa, mt = data / "question_answering" / "xquad_en", data / "translation" / "multi30k_de_en"
+    boxes, masks = data / "object_detection" / "raccoon", data / "semantic_segmentation" / "camvid"
     found = [
         Pair("text_classification", "tasks/text_classification/recipes/rotten_tomatoes.yaml", "accuracy", 0.83,
              ["--train_file", str(text / "train.csv"), "--validation_file", str(text / "validation.csv")],
@@ -53,6 +54,12 @@ def pairs() -> dict[str, Pair]:
         Pair("translation", "tasks/translation/recipes/multi30k.yaml", "bleu", None,
              ["--train_file", str(mt / "train.jsonl"), "--validation_file", str(mt / "validation.jsonl")],
              quick_flags=["--max_train_samples", "3000", "--max_eval_samples", "200", "--num_train_epochs", "1"]),
+        Pair("object_detection", "tasks/object_detection/recipes/raccoon.yaml", "map_50", 0.40,
+             ["--train_dir", str(boxes / "train"), "--validation_dir", str(boxes / "validation")],
+             quick_flags=["--num_train_epochs", "3"]),
+        Pair("semantic_segmentation", "tasks/semantic_segmentation/recipes/camvid.yaml", "mean_iou", 0.55,
+             ["--train_dir", str(masks / "train"), "--validation_dir", str(masks / "validation")],
+             quick_flags=["--max_train_steps", "80"]),
     ]
     return {pair.task: pair for pair in found}
 
@@ -67,7 +74,7 @@ def _time_to_target(history: list[dict], metric: str, target: float | None) -> f
 
 def _ours(pair: Pair, flags: list[str], work: Path, per_epoch_eval: bool) -> dict:
     out = work / f"{pair.task}-ours"
-    schedule = ["--eval_strategy", "epoch" if per_epoch_eval else "end", "--save_strategy", "no"]
+    schedule = ([] if per_epoch_eval else ["--eval_strategy", "end"]) + ["--save_strategy", "no"]  # else the recipe's
     measured = run_measured(python_command(f"tasks/{pair.task}/train.py", "--config", pair.recipe, *flags,
                                            *schedule, "--output_dir", str(out), "--run_name", "run"),
                             work / f"{out.name}.log")

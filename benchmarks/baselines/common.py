@@ -14,7 +14,7 @@ def baseline_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--per_epoch_eval", action="store_true",
-                        help="evaluate after every epoch (time-to-target); default: once, after training")
+                        help="evaluate at the recipe's cadence (time-to-target); default: once, after training")
     return parser
 
 

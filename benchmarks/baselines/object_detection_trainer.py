@@ -5,16 +5,14 @@ the image processor's `post_process_object_detection` at the original image size
 """
 from __future__ import annotations
 
-import argparse
-import json
 import math
 from types import SimpleNamespace
 
 import torch
 from transformers import Trainer, TrainingArguments
 
+from benchmarks.baselines.common import EvalClock, baseline_parser, write_trainer_results
 from shared.config import parse_config
-from shared.evaluation import load_metric
 from shared.optim import build_optimizer
 from shared.task import get_task
 
@@ -33,11 +31,7 @@ def _metrics_function(task, spec):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--recipe", required=True)
-    parser.add_argument("--output_dir", required=True)
-    parser.add_argument("--bf16", action="store_true")
-    args, overrides = parser.parse_known_args()
+    args, overrides = baseline_parser().parse_known_args()
     import tasks  # noqa: F401  (registers the tasks)
     task = get_task("object_detection")
     cfg = parse_config(task.config_class, ["--config", args.recipe, *overrides])
@@ -53,25 +47,24 @@ def main() -> None:
         output_dir=args.output_dir, per_device_train_batch_size=cfg.per_device_train_batch_size,
         per_device_eval_batch_size=cfg.per_device_eval_batch_size, learning_rate=cfg.learning_rate,
         num_train_epochs=cfg.num_train_epochs, warmup_steps=cfg.warmup_steps or math.ceil(cfg.warmup_ratio * steps),
-        lr_scheduler_type=cfg.lr_scheduler_type, eval_strategy="epoch", save_strategy="no",
+        lr_scheduler_type=cfg.lr_scheduler_type, eval_strategy="epoch" if args.per_epoch_eval else "no", save_strategy="no",
         logging_steps=cfg.logging_steps, seed=cfg.seed, bf16=args.bf16, use_cpu=not torch.cuda.is_available(),
         report_to="none", max_grad_norm=cfg.max_grad_norm, dataloader_num_workers=cfg.dataloader_num_workers,
         remove_unused_columns=False, eval_do_concat_batches=False)
     spec = task.metric(cfg)
     trainer = Trainer(model=model, args=training_args, data_collator=task.collate_fn(cfg, processor),
                       train_dataset=train, eval_dataset=validation, optimizers=(optimizer, None),
-                      compute_metrics=_metrics_function(task, spec))
+                      compute_metrics=_metrics_function(task, spec), callbacks=[clock := EvalClock()])
     output = trainer.train(ignore_keys_for_eval=["loss_dict"])
+    if not args.per_epoch_eval:
+        trainer.evaluate(ignore_keys=["loss_dict"])  # once, on the last weights
     evals = [row for row in trainer.state.log_history if "eval_map" in row]
     best = max(evals, key=lambda row: row["eval_map"])
-    result = {"last_eval_map": evals[-1]["eval_map"], "last_eval_map_50": evals[-1]["eval_map_50"],
-              "eval_map": best["eval_map"], "eval_map_50": best["eval_map_50"],
-              "best_eval_map_50": max(row["eval_map_50"] for row in evals),
-              "train_runtime": output.metrics["train_runtime"],
-              "train_samples_per_second": output.metrics["train_samples_per_second"],
-              "global_step": output.global_step, "torch_threads": torch.get_num_threads()}
-    with open(f"{args.output_dir}/trainer_results.json", "w") as handle:
-        json.dump(result, handle, indent=1)
+    write_trainer_results(args.output_dir, output, {"map": best["eval_map"], "map_50": best["eval_map_50"]}, clock,
+                          last_eval_map=evals[-1]["eval_map"], last_eval_map_50=evals[-1]["eval_map_50"],
+                          best_eval_map_50=max(row["eval_map_50"] for row in evals),
+                          eval_samples_per_second=evals[-1]["eval_samples_per_second"],
+                          torch_threads=torch.get_num_threads())
 
 
 if __name__ == "__main__":

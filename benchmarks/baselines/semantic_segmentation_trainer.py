@@ -6,13 +6,11 @@ CamVid already has, and normalise), the masks through the same processor, as the
 """
 from __future__ import annotations
 
-import argparse
-import json
-
 import numpy as np
 import torch
 from transformers import Trainer, TrainingArguments
 
+from benchmarks.baselines.common import EvalClock, baseline_parser, write_trainer_results
 from shared.config import parse_config
 from shared.evaluation import load_metric
 from shared.task import get_task
@@ -31,13 +29,8 @@ def _transformed(dataset, processor, table: torch.Tensor):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--recipe", required=True)
-    parser.add_argument("--output_dir", required=True)
-    parser.add_argument("--max_steps", type=int, default=450)
-    parser.add_argument("--learning_rate", type=float, default=3e-4)
-    parser.add_argument("--bf16", action="store_true")
-    parser.add_argument("--eval_steps", type=int, default=0, help="0: evaluate once, at the end")
+    parser = baseline_parser()
+    parser.add_argument("--max_steps", type=int, default=None, help="default: the recipe's max_train_steps")
     args, overrides = parser.parse_known_args()
     import tasks  # noqa: F401  (registers the tasks)
     task = get_task("semantic_segmentation")
@@ -48,6 +41,8 @@ def main() -> None:
     cfg.channels_last = False  # Trainer's plain model, as a user would build it
     model = task.build_model(cfg, labels)
     metric = load_metric("mean_iou")
+    steps = args.max_steps or cfg.max_train_steps
+    eval_steps = cfg.eval_steps if args.per_epoch_eval else None  # the recipe's evaluation cadence
 
     def to_classes(logits, labels):  # upsampled and argmaxed per batch: the documented way to keep eval memory small
         logits = logits[0] if isinstance(logits, tuple) else logits
@@ -61,23 +56,20 @@ def main() -> None:
 
     training_args = TrainingArguments(
         output_dir=args.output_dir, per_device_train_batch_size=cfg.per_device_train_batch_size,
-        per_device_eval_batch_size=cfg.per_device_eval_batch_size, learning_rate=args.learning_rate,
-        max_steps=args.max_steps, lr_scheduler_type="polynomial", weight_decay=cfg.weight_decay,
-        eval_strategy="steps" if args.eval_steps else "no", eval_steps=args.eval_steps or None, save_strategy="no",
+        per_device_eval_batch_size=cfg.per_device_eval_batch_size, learning_rate=cfg.learning_rate,
+        max_steps=steps, lr_scheduler_type="polynomial", weight_decay=cfg.weight_decay,
+        eval_strategy="steps" if eval_steps else "no", eval_steps=eval_steps, save_strategy="no",
         logging_steps=cfg.logging_steps, seed=cfg.seed, bf16=args.bf16, use_cpu=not torch.cuda.is_available(),
         report_to="none", max_grad_norm=cfg.max_grad_norm, remove_unused_columns=False, eval_do_concat_batches=True)
     trainer = Trainer(model=model, args=training_args, compute_metrics=compute_metrics,
                       preprocess_logits_for_metrics=to_classes,
                       train_dataset=_transformed(data["train"], processor, task.table),
-                      eval_dataset=_transformed(data["validation"], processor, task.table))
+                      eval_dataset=_transformed(data["validation"], processor, task.table),
+                      callbacks=[clock := EvalClock()])
     train_output = trainer.train()
-    final = trainer.evaluate()
-    result = {**{k: v for k, v in final.items()}, "train_runtime": train_output.metrics["train_runtime"],
-              "train_samples_per_second": train_output.metrics["train_samples_per_second"],
-              "global_step": trainer.state.global_step, "learning_rate": args.learning_rate,
-              "torch_threads": torch.get_num_threads(), "labels": labels}
-    with open(f"{args.output_dir}/trainer_results.json", "w") as handle:
-        json.dump(result, handle, indent=1)
+    final = trainer.evaluate()  # the last weights, as our side reports them
+    write_trainer_results(args.output_dir, train_output, final, clock, learning_rate=cfg.learning_rate,
+                          torch_threads=torch.get_num_threads(), labels=labels)
 
 
 if __name__ == "__main__":
