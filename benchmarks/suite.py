@@ -126,25 +126,29 @@ def run_suite(tasks: list[str], quick: bool) -> Path:
     if unknown:
         raise SystemExit(f"no benchmark pair for {unknown}; known: {sorted(known)}")
     work = Path(tempfile.mkdtemp(prefix="bench_suite_"))
+    command = f"python -m benchmarks run{' --quick' if quick else ''} --tasks {' '.join(tasks)}"
     rows = []
     for task in tasks:
         started = time.perf_counter()
         rows += run_pair(known[task], quick, work)
         print(f"[{task}] done in {time.perf_counter() - started:.0f} s", flush=True)
-        _write(rows, quick, work)  # after each pair, so a long run keeps what it measured
-    return _write(rows, quick, work)
+        _write(rows, quick, work, command)  # after each pair, so a long run keeps what it measured
+    return _write(rows, quick, work, command)
 
 
-def _write(rows: list[dict], quick: bool, work: Path) -> Path:
+def _write(rows: list[dict], quick: bool, work: Path, command: str) -> Path:
+    """Today's suite file for this machine and mode: this run's rows replace earlier rows of the same tasks."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    stem = f"{time.strftime('%Y%m%d')}-{machine_tag()}-suite{'-quick' if quick else ''}"
+    path = RESULTS_DIR / f"{time.strftime('%Y%m%d')}-{machine_tag()}-suite{'-quick' if quick else ''}.json"
+    for row in rows:
+        row.setdefault("command", command)
+    ran = {row["task"] for row in rows}
+    earlier = json.loads(path.read_text())["rows"] if path.exists() else []
+    rows = [row for row in earlier if row["task"] not in ran] + rows
     table = markdown_table(rows, COLUMNS)
-    command = "python -m benchmarks run" + (" --quick" if quick else "") + " --tasks " + " ".join(
-        dict.fromkeys(r["task"] for r in rows))
-    (RESULTS_DIR / f"{stem}.json").write_text(json.dumps(
-        {"machine": machine_info(), "command": command, "quick": quick, "rows": rows, "table": table,
-         "logs": str(work)}, indent=1))
-    (RESULTS_DIR / f"{stem}.md").write_text(f"`{command}`\n\n{table}")
+    commands = "\n".join(f"`{c}`" for c in dict.fromkeys(row.get("command", "") for row in rows))
+    path.write_text(json.dumps({"machine": machine_info(), "quick": quick, "rows": rows, "table": table,
+                                "logs": str(work)}, indent=1))
+    path.with_suffix(".md").write_text(f"{commands}\n\n{table}")
     print(table, flush=True)
-    return RESULTS_DIR / f"{stem}.json"
-
+    return path

@@ -1,6 +1,6 @@
 """Measured runs of the training toolkit on the real benchmark data (short, for docs/toolkit.md).
 
-    python -m benchmarks.toolkit distill   # Rotten Tomatoes: 2-layer MiniLM student alone vs distilled from MiniLM
+    python -m benchmarks.toolkit distill   # Rotten Tomatoes: 2-layer MiniLM student alone vs distilled, 3 seeds
     python -m benchmarks.toolkit export    # int8 / ONNX of the distillation teacher (run `distill` first)
     python -m benchmarks.toolkit hpo       # a 6-trial search on hymenoptera with MobileNetV2
     python -m benchmarks.toolkit lora      # LoRA vs full fine-tuning: MiniLM on Rotten Tomatoes, MobileNetV2 on hymenoptera
@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 from pathlib import Path
 
-from benchmarks.common import RESULTS_DIR, machine_info, markdown_table, python_command, run_measured, write_result
+from benchmarks.common import machine_info, markdown_table, python_command, run_measured, write_result
 from shared.data import benchmark_data_dir
 
 WORK = Path("/tmp/toolkit_bench")
@@ -52,15 +53,23 @@ def make_student(layers: int) -> Path:
     return out
 
 
-def distill() -> list[dict]:
+def distill(seeds: list[int], epochs: int) -> list[dict]:
+    """A 2-layer student alone and distilled from the 6-layer teacher, same seeds, same epochs."""
     common = ["--config", TEXT_RECIPE, *_text_data()]
-    teacher = _train("text_classification", "teacher_minilm_l6", *common)
+    teacher_dir = WORK / "teacher_minilm_l6" / "run" / "best"
+    rows = [] if teacher_dir.exists() else [_train("text_classification", "teacher_minilm_l6", *common)]
     student = str(make_student(2))
-    alone = _train("text_classification", "student_l2_alone", *common, "--model_name_or_path", student)
-    taught = _train("text_classification", "student_l2_distilled", *common, "--model_name_or_path", student,
-                    "--teacher_model", str(WORK / "teacher_minilm_l6" / "run" / "best"),
-                    "--distill_alpha", "0.5", "--distill_temperature", "2")
-    return [teacher, alone, taught]
+    student_flags = [*common, "--model_name_or_path", student, "--num_train_epochs", str(epochs)]
+    for seed in seeds:
+        rows.append(_train("text_classification", f"student_l2_alone_seed{seed}", *student_flags, "--seed", str(seed)))
+        rows.append(_train("text_classification", f"student_l2_distilled_seed{seed}", *student_flags,
+                           "--seed", str(seed), "--teacher_model", str(teacher_dir),
+                           "--distill_alpha", "0.5", "--distill_temperature", "2"))
+    for kind in ("alone", "distilled"):
+        scores = [row["eval_accuracy"] for row in rows if f"_{kind}_" in row["run"]]
+        rows.append({"run": f"student_l2_{kind} mean of {len(scores)}", "eval_accuracy": round(statistics.mean(scores), 4),
+                     "std": round(statistics.pstdev(scores), 4)})
+    return rows
 
 
 def export() -> list[dict]:
@@ -84,11 +93,7 @@ def hpo() -> list[dict]:
 
 def lora() -> list[dict]:
     text = ["--config", TEXT_RECIPE, *_text_data()]
-    # The distillation teacher is the full fine-tuning run of MiniLM with the same recipe: reuse it.
-    distilled = sorted(RESULTS_DIR.glob("*-toolkit-distill.json"))
-    full = [json.loads(distilled[-1].read_text())["rows"][0]] if distilled else [
-        _train("text_classification", "teacher_minilm_l6", *text)]
-    rows = [*full,
+    rows = [_train("text_classification", "text_full", *text),
             _train("text_classification", "text_lora", *text, "--use_peft", "--learning_rate", "5e-4"),
             _train("image_classification", "image_full", *_image_data()),
             _train("image_classification", "image_lora", *_image_data(), "--use_peft")]
@@ -102,9 +107,12 @@ def lora() -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("what", choices=["distill", "export", "hpo", "lora"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="distill: student seeds")
+    parser.add_argument("--student_epochs", type=int, default=3, help="distill: epochs of both students")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
-    rows = {"distill": distill, "export": export, "hpo": hpo, "lora": lora}[args.what]()
+    run = {"distill": lambda: distill(args.seeds, args.student_epochs), "export": export, "hpo": hpo, "lora": lora}
+    rows = run[args.what]()
     table = markdown_table(rows, list(dict.fromkeys(k for row in rows for k in row)))
     path = write_result(f"toolkit-{args.what}", {"machine": machine_info(), "rows": rows, "table": table})
     print(table)

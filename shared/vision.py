@@ -228,6 +228,25 @@ def freeze_batchnorm(model: torch.nn.Module) -> int:
     return len(norms)
 
 
+def modules_outside(model: torch.nn.Module, inner: torch.nn.Module) -> list[str]:
+    """Names of the largest submodules of `model` that neither are nor contain `inner`.
+
+    With `inner` the pretrained backbone, these are the freshly built parts (necks, heads, a DETR
+    transformer), which LoRA keeps fully trainable: `model.backbone` gives every other top-level child,
+    `model.model.backbone` gives the other children of `model.model` plus the top-level heads.
+    """
+    names = []
+    for name, child in model.named_children():
+        if child is inner:
+            continue
+        containers = (torch.nn.ModuleList, torch.nn.ModuleDict)  # no forward of their own: peft wraps their items
+        if isinstance(child, containers) or any(module is inner for module in child.modules()):
+            names += [f"{name}.{sub}" for sub in modules_outside(child, inner)]
+        elif any(True for _ in child.parameters()):
+            names.append(name)
+    return names
+
+
 def adaptable_layers(model: torch.nn.Module, exclude: list[str]) -> list[str]:
     """LoRA targets for a vision model: every Linear and every 1x1, ungrouped Conv2d outside `exclude`.
 

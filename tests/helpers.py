@@ -95,3 +95,15 @@ def tiny_image_args(model_dir: Path, data: Path, out: Path, *extra: str) -> list
             str(data / "validation"), "--output_dir", str(out), "--run_name", "run", "--num_train_epochs", "4",
             "--learning_rate", "3e-3", "--per_device_train_batch_size", "8", "--crop_scale_min", "0.6",
             "--mixed_precision", "no", "--logging_steps", "3", "--seed", "0", "--cpu_threads", "1", *extra]
+
+
+def assert_merged_lora_export(initial: Path, best: Path, model_class, adapted: str, head: str) -> None:
+    """A LoRA run's best/ holds its adapter and plain merged weights under the starting model's names, with
+    the adapted part (prefix `adapted`) and the fully trained head (prefix `head`) both changed."""
+    import torch
+
+    assert (best / "adapter" / "adapter_config.json").exists()
+    before, after = (model_class.from_pretrained(path).state_dict() for path in (initial, best))
+    assert before.keys() == after.keys()  # no lora_ or modules_to_save names left: loads without peft
+    changed = [key for key in before if not torch.equal(before[key], after[key])]
+    assert any(k.startswith(adapted) for k in changed) and any(k.startswith(head) for k in changed), changed

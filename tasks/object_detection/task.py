@@ -16,7 +16,7 @@ from shared.evaluation import load_metric
 from shared.models import is_packaged, resolve_model
 from shared.plots import plot_image_grid, plot_pr_curves
 from shared.task import MetricSpec, Task, register_task
-from shared.vision import freeze_batchnorm, image_spec, normalize, to_rgb
+from shared.vision import adaptable_layers, freeze_batchnorm, image_spec, modules_outside, normalize, to_rgb
 from tasks.object_detection.data import (BoxAugment, check_hub_split, hub_label_names, load_coco_folders,
                                          normalised_centres)
 from tasks.object_detection.drawing import draw_detections
@@ -120,6 +120,17 @@ class ObjectDetection(Task):
         """The dense head's timm backbone, or a DETR-family `model.backbone`; None for models without one (YOLOS)."""
         found = getattr(model, "backbone", None)
         return found if found is not None else getattr(getattr(model, "model", None), "backbone", None)
+
+    def head_modules(self, model) -> list[str]:
+        """Everything outside the pretrained backbone (neck, heads, a DETR transformer) trains in full under LoRA."""
+        backbone = self._backbone(model)
+        if backbone is None:
+            raise ConfigError(f"--use_peft: cannot find the backbone of {type(model).__name__} (looked for "
+                              "model.backbone and model.model.backbone); train it without --use_peft")
+        return modules_outside(model, backbone)
+
+    def lora_target_modules(self, model) -> list[str]:
+        return adaptable_layers(model, exclude=self.head_modules(model))
 
     def lr_overrides(self, cfg, model) -> dict[str, float] | None:
         base = getattr(model, "get_base_model", lambda: model)()

@@ -94,9 +94,9 @@ def semantic_logits(outputs) -> torch.Tensor:
 
 
 def head_prefixes(model) -> tuple[str, ...]:
-    """Parameter-name prefixes of everything but the pretrained encoder (for --backbone_learning_rate)."""
+    """Parameter-name prefixes of everything but the pretrained encoder (--backbone_learning_rate, LoRA)."""
     children = [name for name, _ in model.named_children()]
     if not any(name in BACKBONE_MODULES for name in children):
         raise ConfigError(f"cannot tell the backbone of {type(model).__name__} (modules {children}); "
-                          "--backbone_learning_rate needs one of " + ", ".join(BACKBONE_MODULES))
+                          "--backbone_learning_rate and --use_peft need one of " + ", ".join(BACKBONE_MODULES))
     return tuple(f"{name}." for name in children if name not in BACKBONE_MODULES)

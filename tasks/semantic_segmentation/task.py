@@ -14,7 +14,7 @@ from shared.data import limit_samples
 from shared.evaluation import load_metric
 from shared.losses import classification_loss
 from shared.task import DemoSpec, MetricSpec, Task, register_task
-from shared.vision import image_spec, normalize
+from shared.vision import adaptable_layers, image_spec, normalize
 from tasks.semantic_segmentation.data import IGNORE, check_and_count, load_raw, reduce, value_table
 from tasks.semantic_segmentation.models import (build_model, build_processor, head_prefixes, is_mask_classifier,
                                                 mask_targets, semantic_logits)
@@ -104,6 +104,13 @@ class SemanticSegmentation(Task):
         if cfg.channels_last:  # before the optimizer exists, so its state takes the same layout
             model = model.to(memory_format=torch.channels_last)
         return model
+
+    def head_modules(self, model) -> list[str]:
+        """The decode (and auxiliary) heads: new, so LoRA trains them in full and adapts only the encoder."""
+        return [prefix.rstrip(".") for prefix in head_prefixes(model)]
+
+    def lora_target_modules(self, model) -> list[str]:
+        return adaptable_layers(model, exclude=self.head_modules(model))
 
     def lr_overrides(self, cfg, model) -> dict[str, float] | None:
         if cfg.backbone_learning_rate is None:

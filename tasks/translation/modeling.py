@@ -65,6 +65,9 @@ def bert2bert(path: str, tokenizer) -> EncoderDecoderModel:
         for name, value in ids.items():
             setattr(config, name, value)
     model.config.vocab_size = model.config.decoder.vocab_size
+    # not in an encoder checkpoint: randomly initialised, so LoRA trains them in full (Task.head_modules)
+    model.fresh_modules = [name for name, _ in model.named_modules()
+                           if name.endswith(("crossattention", "cls.predictions.transform"))]
     return model
 
 

@@ -16,6 +16,7 @@ from shared.config import ConfigError, TrainConfig
 from shared.data import ensure_validation, limit_samples, load_hub_or_files
 from shared.evaluation import load_metric
 from shared.task import DemoSpec, MetricSpec, Task, register_task
+from shared.vision import adaptable_layers
 from tasks.translation.data import from_hub_split, load_split, validated
 from tasks.translation.modeling import SCRATCH, build_seq2seq, build_tokenizer
 from tasks.translation.pipeline import TAG
@@ -54,6 +55,9 @@ class TranslationConfig(TrainConfig):
         super().__post_init__()
         if self.num_beams < 1:
             raise ConfigError(f"--num_beams must be >= 1, got {self.num_beams}")
+        if self.use_peft and self.model_name_or_path == SCRATCH:
+            raise ConfigError("--use_peft adapts pretrained weights, and marian-scratch starts from random ones: "
+                              "train it in full, or give a pretrained --model_name_or_path")
         if self.source_lang and self.source_lang == self.target_lang:
             raise ConfigError(f"--source_lang and --target_lang are both {self.source_lang!r}")
 
@@ -88,6 +92,15 @@ class Translation(Task):
     def build_processor(self, cfg):
         self.tokenizer = build_tokenizer(cfg, getattr(self, "train_texts", []))
         return self.tokenizer
+
+    def head_modules(self, model) -> list[str]:
+        """A bert2bert warm start's new parts (cross-attention, the decoder's LM head if the checkpoint had none)."""
+        return list(getattr(model, "fresh_modules", []))
+
+    def lora_target_modules(self, model) -> list[str] | str:
+        if getattr(model, "fresh_modules", None):  # every other linear layer: peft knows no bert2bert targets
+            return adaptable_layers(model, exclude=self.head_modules(model))
+        return super().lora_target_modules(model)
 
     def build_model(self, cfg, labels):
         model = build_seq2seq(cfg, self.tokenizer)

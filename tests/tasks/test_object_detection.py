@@ -19,6 +19,7 @@ from shared.data import DataError
 from tasks.object_detection.data import ANNOTATION_FILE, BoxAugment, check_hub_split, hub_label_names
 from tasks.object_detection.modeling_dense_detector import DenseDetectorConfig, DenseDetectorForObjectDetection
 from tasks.object_detection.sample_data import CLASSES, write_coco_split, write_dataset
+from tests.helpers import assert_merged_lora_export
 
 SIZE = 96  # image side: 12 x 12 locations at stride 8
 
@@ -111,6 +112,18 @@ def _iou(box: dict, xywh: list[float]) -> float:
     bx0, by0, bx1, by1 = xywh[0], xywh[1], xywh[0] + xywh[2], xywh[1] + xywh[3]
     inter = max(0, min(ax1, bx1) - max(ax0, bx0)) * max(0, min(ay1, by1) - max(ay0, by0))
     return inter / ((ax1 - ax0) * (ay1 - ay0) + (bx1 - bx0) * (by1 - by0) - inter)
+
+
+def test_lora_adapts_the_backbone_trains_the_heads_and_exports_merged(tiny_detector, shapes, tmp_path, capsys):
+    out = tmp_path / "out"
+    main("object_detection", _args(tiny_detector, shapes / "train", shapes / "validation", out, "--use_peft",
+                                   "--max_train_steps", "4", "--eval_strategy", "end"))
+    assert "trainable of" in capsys.readouterr().out
+    assert_merged_lora_export(tiny_detector, out / "run" / "best", DenseDetectorForObjectDetection, "backbone.",
+                              "heatmap_head.")
+    image = shapes / "validation" / json.loads((shapes / "validation" / ANNOTATION_FILE).read_text())["images"][0][
+        "file_name"]
+    assert pipeline("object-detection", model=str(out / "run" / "best"))(str(image), threshold=0.0)
 
 
 def test_overfits_two_images_to_map50_near_one(tiny_detector, tmp_path):

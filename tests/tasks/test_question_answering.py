@@ -16,6 +16,7 @@ from shared.task import get_task
 from tasks.question_answering.pipeline import TAG
 from tasks.question_answering.sample_data import make_rows
 from tasks.question_answering.spans import answer_positions, best_answers, context_offsets, tokenize_windows
+from tests.helpers import assert_merged_lora_export
 
 FILLER = ["The weather was mild and the fields were green.", "Nothing else happened that year.",
           "Many travellers passed through the valley."]
@@ -225,6 +226,23 @@ def trained_run(tiny_qa_dir, tmp_path_factory) -> Path:
         "--eval_strategy", "steps", "--eval_steps", "10", "--save_strategy", "no", "--warmup_ratio", "0.1",
         "--mixed_precision", "no", "--seed", "0"])
     return tmp / "run"
+
+
+def test_lora_adapts_the_encoder_trains_the_span_head_and_exports_merged(tiny_qa_dir, tmp_path, capsys):
+    from transformers import AutoModelForQuestionAnswering
+
+    train = _jsonl(tmp_path / "train.jsonl", make_rows(32, seed=0, facts_per_context=1))
+    main("question_answering", [
+        "--model_name_or_path", str(tiny_qa_dir), "--train_file", str(train), "--output_dir", str(tmp_path),
+        "--run_name", "run", "--use_peft", "--max_train_steps", "3", "--learning_rate", "3e-3",
+        "--per_device_train_batch_size", "8", "--max_seq_length", "64", "--doc_stride", "16", "--eval_strategy", "end",
+        "--save_strategy", "no", "--mixed_precision", "no"])
+    assert "trainable of" in capsys.readouterr().out
+    best = tmp_path / "run" / "best"
+    assert_merged_lora_export(tiny_qa_dir, best, AutoModelForQuestionAnswering, "bert.encoder.", "qa_outputs.")
+    answer = pipeline(TAG, model=str(best))(question="What is the capital of Kalomir?",
+                                            context="The capital of Kalomir is Tavendor.")
+    assert answer["answer"] in "The capital of Kalomir is Tavendor."
 
 
 def test_tiny_model_learns_exact_match(trained_run):

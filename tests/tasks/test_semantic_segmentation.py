@@ -18,6 +18,7 @@ from tasks.semantic_segmentation.sample_data import LABELS, write_dataset
 from tasks.semantic_segmentation.task import upsample
 from tasks.semantic_segmentation.transforms import pad_masks, train_transform
 from shared.vision import image_spec
+from tests.helpers import assert_merged_lora_export
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +71,18 @@ def test_tiny_segformer_learns_shapes_and_round_trips_through_the_pipeline(tiny_
         predicted[np.asarray(segment["mask"]) > 0] = LABELS.index(segment["label"])
     counted = truth != IGNORE
     assert (predicted == truth)[counted].mean() >= 0.8
+
+
+def test_lora_adapts_the_encoder_trains_the_decode_head_and_exports_merged(tiny_segformer, scenes, tmp_path, capsys):
+    from transformers import SegformerForSemanticSegmentation
+
+    out = tmp_path / "out"
+    main("semantic_segmentation", _args(tiny_segformer, scenes, out, "--use_peft", "--max_train_steps", "4",
+                                        "--eval_strategy", "end"))
+    assert "trainable of" in capsys.readouterr().out
+    assert_merged_lora_export(tiny_segformer, out / "run" / "best", SegformerForSemanticSegmentation, "segformer.",
+                              "decode_head.")
+    assert pipeline("image-segmentation", model=str(out / "run" / "best"))(str(scenes / "validation" / "images" / "000.png"))
 
 
 def test_reduce_labels_drops_class_zero_and_shifts_the_rest(scenes, tiny_segformer):

@@ -187,7 +187,8 @@ def test_pipeline_round_trip(copy_run):
         translate("  ")
 
 
-def test_bert2bert_warm_start_trains_saves_and_reloads(tiny_bert_dir, tmp_path):
+@pytest.mark.parametrize("lora", [[], ["--use_peft"]], ids=["full", "lora"])
+def test_bert2bert_warm_start_trains_saves_and_reloads(tiny_bert_dir, tmp_path, lora):
     rows = [{"translation": {"en": f"the {a} is {b}", "xx": f"{b} {a}"}}
             for a in ("kettle", "lamp", "phone") for b in ("great", "awful", "lovely")]
     train = _jsonl(tmp_path / "train.jsonl", rows * 4)
@@ -195,8 +196,9 @@ def test_bert2bert_warm_start_trains_saves_and_reloads(tiny_bert_dir, tmp_path):
                          "--source_lang", "en", "--target_lang", "xx", "--source_prefix", "to xx: ",
                          "--output_dir", str(tmp_path), "--run_name", "b2b", "--max_train_steps", "3",
                          "--per_device_train_batch_size", "8", "--generation_max_length", "8", "--num_beams", "2",
-                         "--save_strategy", "no", "--mixed_precision", "no", "--label_smoothing", "0.1"])
+                         "--save_strategy", "no", "--mixed_precision", "no", "--label_smoothing", "0.1", *lora])
     best = tmp_path / "b2b" / "best"
+    assert (best / "adapter" / "adapter_config.json").exists() == bool(lora)  # with LoRA: merged weights beside it
     config = json.loads((best / "config.json").read_text())
     assert config["model_type"] == "encoder-decoder" and config["prefix"] == "to xx: "
     assert config["decoder_start_token_id"] == AutoTokenizer.from_pretrained(best).cls_token_id
