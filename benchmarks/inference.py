@@ -14,6 +14,7 @@ import statistics
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from benchmarks.common import RESULTS_DIR, machine_info, machine_tag, markdown_table
@@ -21,23 +22,52 @@ from benchmarks.suite import pairs
 from shared.config import parse_config
 from shared.evaluation import load_metric
 from shared.task import get_task
+from tasks.semantic_segmentation.data import IGNORE
 
 
-def _classification(rows, outputs, labels) -> dict:
+def _classification(rows, outputs, labels, _task) -> dict:
     hits = [out[0]["label"] == labels[row["label"]] for row, out in zip(rows, outputs)]
     return {"accuracy": sum(hits) / len(hits)}
 
 
-def _qa(rows, outputs, _labels) -> dict:
+def _qa(rows, outputs, _labels, _task) -> dict:
     predictions = [{"id": r["id"], "prediction_text": o["answer"]} for r, o in zip(rows, outputs)]
     references = [{"id": r["id"], "answers": r["answers"]} for r in rows]
     return {"f1": load_metric("squad").compute(predictions=predictions, references=references)["f1"]}
 
 
-def _translation(rows, outputs, _labels) -> dict:
+def _translation(rows, outputs, _labels, _task) -> dict:
     predictions = [o[0]["translation_text"] if isinstance(o, list) else o["translation_text"] for o in outputs]
     return {"bleu": load_metric("sacrebleu").compute(predictions=predictions,
                                                      references=[[r["target"]] for r in rows])["bleu"]}
+
+
+def _detection(rows, outputs, labels, _task) -> dict:
+    """COCO mAP@0.5 of the pipeline's boxes (pixels, corners) against the COCO-format ground truth (x, y, w, h)."""
+    index = {name: i for i, name in enumerate(labels)}
+    corners = ("xmin", "ymin", "xmax", "ymax")
+    predictions = [{"boxes": [[d["box"][k] for k in corners] for d in out] or np.zeros((0, 4)),
+                    "scores": [d["score"] for d in out], "labels": [index[d["label"]] for d in out]} for out in outputs]
+    references = [{"boxes": [[x, y, x + w, y + h] for x, y, w, h in r["objects"]["bbox"]],
+                   "labels": r["objects"]["category"]} for r in rows]
+    found = load_metric("detection").compute(predictions=predictions, references=references, num_labels=len(labels),
+                                             box_format="xyxy")
+    return {"map_50": found["map_50"]}
+
+
+def _segmentation(rows, outputs, labels, task) -> dict:
+    """Mean IoU of the pipeline's per-label masks, put back together into one label map per image."""
+    predicted, truth = [], []
+    for row, segments in zip(rows, outputs):
+        ids = task.table[torch.from_numpy(np.asarray(row["mask"], dtype=np.int64))].numpy()
+        label_map = np.full(ids.shape, IGNORE, dtype=np.int64)
+        for segment in segments:
+            label_map[np.asarray(segment["mask"]) > 0] = labels.index(segment["label"])
+        predicted.append(label_map)
+        truth.append(ids)
+    found = load_metric("mean_iou").compute(predictions=predicted, references=truth, num_labels=len(labels),
+                                            ignore_index=IGNORE)
+    return {"mean_iou": found["mean_iou"]}
 
 
 # task -> (pipeline input of one raw validation row, metric of the outputs, top_k-style extra call args)
@@ -46,15 +76,18 @@ ADAPTERS = {
     "image_classification": (lambda r: r["image"].convert("RGB"), _classification, {"top_k": 1}),
     "question_answering": (lambda r: {"question": r["question"], "context": r["context"]}, _qa, {}),
     "translation": (lambda r: r["source"], _translation, {}),
+    "object_detection": (lambda r: r["image"].convert("RGB"), _detection, {"threshold": 0.0}),
+    "semantic_segmentation": (lambda r: r["image"].convert("RGB"), _segmentation, {}),
 }
 
 
-def _validation_rows(task_name: str, samples: int) -> tuple[list[dict], list[str] | None]:
+def _validation_rows(task_name: str, samples: int) -> tuple[list[dict], list[str] | None, object]:
+    """The first validation rows of the task's benchmark data, its label names, and the task that loaded them."""
     task, pair = get_task(task_name), pairs()[task_name]
     cfg = parse_config(task.config_class, ["--config", pair.recipe, *pair.data_flags, "--output_dir", "/tmp/unused"])
     data = task.load_data(cfg)
     rows = [data["validation"][i] for i in range(min(samples, len(data["validation"])))]
-    return rows, task.label_names(cfg, data)
+    return rows, task.label_names(cfg, data), task
 
 
 def _variants(model: torch.nn.Module):
@@ -82,9 +115,8 @@ def _measure(pipe, inputs: list, call_args: dict) -> tuple[list, dict]:
 def benchmark_model(task_name: str, model_dir: str, samples: int) -> list[dict]:
     from transformers import pipeline
 
-    task = get_task(task_name)
     to_input, score, call_args = ADAPTERS[task_name]
-    rows, labels = _validation_rows(task_name, samples)
+    rows, labels, task = _validation_rows(task_name, samples)
     inputs = [to_input(r) for r in rows]
     pipe = pipeline(task.pipeline_tag, model=model_dir, device=-1)
     eager = pipe.model
@@ -94,7 +126,7 @@ def benchmark_model(task_name: str, model_dir: str, samples: int) -> list[dict]:
         pipe.model = model
         try:
             outputs, timing = _measure(pipe, inputs, call_args)
-            metric = {k: round(v, 4) for k, v in score(rows, outputs, labels).items()}
+            metric = {k: round(v, 4) for k, v in score(rows, outputs, labels, task).items()}
         except Exception as err:  # a variant that does not apply to this architecture is reported, not hidden
             timing, metric = {"error": f"{type(err).__name__}: {str(err)[:120]}"}, {}
         results.append({"task": task_name, "variant": name, **timing, **metric, "samples": len(inputs),
@@ -109,7 +141,7 @@ def run_inference(models: dict[str, str], samples: int) -> Path:
     for task_name, model_dir in models.items():
         rows += benchmark_model(task_name, model_dir, samples)
     columns = ["task", "variant", "batch1_p50_ms", "batch1_p95_ms", "batch32_per_s", "accuracy", "f1", "bleu",
-               "samples", "fp32_params_mb", "error"]
+               "map_50", "mean_iou", "samples", "fp32_params_mb", "error"]
     table = markdown_table(rows, columns)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{time.strftime('%Y%m%d')}-{machine_tag()}-inference.json"

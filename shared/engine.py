@@ -246,14 +246,19 @@ class Engine:
         self.model.train()
         return metrics
 
-    def _evaluate_and_track(self) -> None:
-        cfg, st, spec = self.cfg, self.state, self.metric_spec
-        metrics = self.evaluate()
-        self.last_eval = (st.step, metrics)
-        scalars, _ = split_scalars(metrics)
-        self.logger.log({**{f"eval/{k}": v for k, v in scalars.items()},
+    def _evaluate_and_log(self) -> dict:
+        """Evaluate and append the scalars to metrics.jsonl (with time_s, so time-to-target can be read)."""
+        st, metrics = self.state, self.evaluate()
+        self.logger.log({**{f"eval/{k}": v for k, v in split_scalars(metrics)[0].items()},
                          "perf/eval_samples_per_sec": self.eval_samples_per_second}, st.step,
                         st.epoch + st.batches_in_epoch / len(self.train_loader))
+        return metrics
+
+    def _evaluate_and_track(self) -> None:
+        cfg, st, spec = self.cfg, self.state, self.metric_spec
+        metrics = self._evaluate_and_log()
+        self.last_eval = (st.step, metrics)
+        scalars, _ = split_scalars(metrics)
         value = scalars.get(spec.main)
         if value is None:
             raise KeyError(f"main metric {spec.main!r} missing from eval metrics {sorted(scalars)}")
@@ -282,7 +287,8 @@ class Engine:
         if self.is_main:
             model = acc.unwrap_model(self.model)
             card = {"task": self.task.name, "pipeline_tag": self.task.pipeline_tag, "base_model": self.cfg.model_name_or_path,
-                    "data": self.cfg.dataset_name or self.cfg.train_file or "embedded sample data",
+                    "data": (self.cfg.dataset_name or self.cfg.train_file or getattr(self.cfg, "train_dir", None)
+                             or "embedded sample data"),
                     "metrics": split_scalars(metrics)[0], "steps": self.state.step, "command": " ".join(sys.argv)}
             with self.ema.swapped_in(model) if self.ema else nullcontext():
                 export_model(model, self.processor, self.run_dir / name, card)
@@ -293,7 +299,7 @@ class Engine:
         last_metrics = {}
         if cfg.eval_strategy != "no":
             done_step, done_metrics = getattr(self, "last_eval", (None, None))
-            last_metrics = done_metrics if done_step == st.step else self.evaluate()
+            last_metrics = done_metrics if done_step == st.step else self._evaluate_and_log()
         self._release_optimizer()  # its state is as large as the weights twice over; exports need neither
         self._export("last", last_metrics)
         if st.best_step is None or cfg.eval_strategy == "no":

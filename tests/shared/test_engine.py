@@ -44,8 +44,9 @@ def test_eval_strategy_end_evaluates_once_after_training_and_reports_throughputs
                           "--eval_strategy", "end", "--save_strategy", "no")
     results = main("text_classification", args)
     history = _history(tmp_path / "out" / "run")
-    assert not [r for r in history if "eval/accuracy" in r]  # nothing logged during training...
-    assert results["global_step"] == results["best_step"] == 12 and "eval_accuracy" in results  # ...one final eval
+    evals = [r for r in history if "eval/accuracy" in r]
+    assert len(evals) == 1 and evals[0] == history[-1] and evals[0]["step"] == 12  # one eval, after training
+    assert results["global_step"] == results["best_step"] == 12 and results["eval_accuracy"] == evals[0]["eval/accuracy"]
     assert all("time_s" in r for r in history) and [r["time_s"] for r in history] == sorted(r["time_s"] for r in history)
     assert results["train_step_samples_per_second"] >= results["train_samples_per_second"] > 0
     assert results["eval_samples_per_second"] > 0
