@@ -137,17 +137,22 @@ def benchmark_model(task_name: str, model_dir: str, samples: int) -> list[dict]:
 
 def run_inference(models: dict[str, str], samples: int) -> Path:
     torch.set_num_threads(len(__import__("os").sched_getaffinity(0)))
+    command = "python -m benchmarks inference --models " + " ".join(f"{k}={v}" for k, v in models.items())
     rows = []
     for task_name, model_dir in models.items():
         rows += benchmark_model(task_name, model_dir, samples)
+        path = _write(rows, command)  # after each model, so a long run keeps what it measured
+    return path
+
+
+def _write(rows: list[dict], command: str) -> Path:
     columns = ["task", "variant", "batch1_p50_ms", "batch1_p95_ms", "batch32_per_s", "accuracy", "f1", "bleu",
                "map_50", "mean_iou", "samples", "fp32_params_mb", "error"]
     table = markdown_table(rows, columns)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{time.strftime('%Y%m%d')}-{machine_tag()}-inference.json"
-    command = "python -m benchmarks inference --models " + " ".join(f"{k}={v}" for k, v in models.items())
     path.write_text(json.dumps({"machine": machine_info(), "command": command, "rows": rows, "table": table},
                                indent=1))
     path.with_suffix(".md").write_text(f"`{command}`\n\n{table}")
-    print(table)
+    print(table, flush=True)
     return path

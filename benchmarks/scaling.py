@@ -45,6 +45,7 @@ def run_scaling(task: str) -> Path:
         results = json.loads((out / "run" / "results.json").read_text())
         rows.append({"task": task, "processes": results["num_processes"], "dataloader_workers": workers,
                      "train_step_samples_per_s": results["train_step_samples_per_second"],
+                     "data_wait_fraction": results.get("train_data_wait_fraction"),
                      "eval_samples_per_s": results["eval_samples_per_second"],
                      f"{pair.metric}": round(results[f"last_eval_{pair.metric}"], 4), **measured})
     table = markdown_table(rows, list(rows[0]))

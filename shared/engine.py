@@ -146,6 +146,7 @@ class Engine:
         running, micro, samples, tic = torch.zeros((), device=acc.device), 0, 0, time.perf_counter()
         self.train_started, self.train_samples = time.perf_counter(), 0
         self.pause_seconds = 0.0  # evaluations and checkpoints inside the loop, kept out of step throughput
+        self.data_seconds = 0.0  # waiting for the next batch: the input pipeline's visible cost
         self.stop = st.step >= self.total_steps
         for epoch in range(st.epoch, self.num_epochs):
             if self.stop:
@@ -158,7 +159,7 @@ class Engine:
             if self.epoch_sampler:  # under a multi-process shard, set_epoch may not reach it
                 self.epoch_sampler.set_epoch(epoch)
             st.epoch, st.batches_in_epoch = epoch, (st.batches_in_epoch if epoch == st.epoch else 0)
-            for batch in loader:
+            for batch in self._timed(loader):
                 with acc.accumulate(self.model):
                     loss, _ = self.objective(self.model, batch)
                     acc.backward(loss)
@@ -190,6 +191,17 @@ class Engine:
         bar.close()
         # Wall time of the whole loop, evaluations and checkpoints included (as Trainer's train_runtime).
         self.train_seconds = time.perf_counter() - self.train_started
+
+    def _timed(self, loader):
+        """The loader's batches, adding the time spent waiting for each to self.data_seconds."""
+        batches = iter(loader)
+        while True:
+            started = time.perf_counter()
+            batch = next(batches, None)
+            if batch is None:
+                return
+            self.data_seconds += time.perf_counter() - started
+            yield batch
 
     def _log_train(self, running, micro, samples, tic, grad_norm, epoch) -> None:
         acc, st = self.accelerator, self.state
@@ -313,6 +325,8 @@ class Engine:
                         "train_step_samples_per_second": round(
                             self.train_samples / max(self.train_seconds - self.pause_seconds, 1e-9), 3),
                         "eval_samples_per_second": round(getattr(self, "eval_samples_per_second", 0.0), 3),
+                        "train_data_wait_fraction": round(
+                            self.data_seconds / max(self.train_seconds - self.pause_seconds, 1e-9), 4),
                         "precision": acc.mixed_precision, "num_processes": acc.num_processes})
         self._release_training_memory()
         if self.is_main:
