@@ -37,11 +37,15 @@ def _batch_size(batch: dict) -> int:
     return next(len(v) for v in batch.values() if hasattr(v, "__len__"))
 
 
-def _gather(accelerator, value):
-    """Gather one eval batch's outputs; duplicated tail samples are dropped by gather_for_metrics."""
+def _gather(accelerator, value, pad_value=0):
+    """Gather one eval batch's outputs; duplicated tail samples are dropped by gather_for_metrics.
+
+    Tensors are padded with `pad_value` on every dim after the batch one, since processes may hold
+    batches of different lengths or mask sizes (references pad with a value the metric ignores).
+    """
     if isinstance(value, torch.Tensor):
-        if value.dim() > 1 and accelerator.num_processes > 1:
-            value = accelerator.pad_across_processes(value, dim=1)
+        for dim in range(1, value.dim() if accelerator.num_processes > 1 else 1):
+            value = accelerator.pad_across_processes(value, dim=dim, pad_index=pad_value)
         return accelerator.gather_for_metrics(value).cpu().numpy()
     return accelerator.gather_for_metrics(value, use_gather_object=True)
 
@@ -245,7 +249,7 @@ class Engine:
             for batch in tqdm(self.eval_loader, disable=not acc.is_local_main_process, desc="eval", leave=False):
                 loss, predictions, references = self.task.eval_step(self.model, batch)
                 samples += _batch_size(batch) * acc.num_processes
-                batches.append((_gather(acc, predictions), _gather(acc, references)))
+                batches.append((_gather(acc, predictions), _gather(acc, references, self.task.reference_pad_value)))
                 if loss is not None:
                     losses.append(acc.gather_for_metrics(loss.detach().float().repeat(_batch_size(batch))))
         # Every process computes the same metrics from the same gathered data, so decisions

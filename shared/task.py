@@ -49,6 +49,8 @@ class Task:
     name: str = ""
     config_class: type = object
     pipeline_tag: str = ""
+    # fills references where processes' eval batches differ in size before gathering: a value the metric ignores
+    reference_pad_value: int = 0
 
     def load_data(self, cfg):  # -> datasets.DatasetDict with "train" and "validation"
         raise NotImplementedError

@@ -72,6 +72,7 @@ class SemanticSegmentationConfig(TrainConfig):
 class SemanticSegmentation(Task):
     config_class = SemanticSegmentationConfig
     pipeline_tag = "image-segmentation"
+    reference_pad_value = IGNORE  # masks of other sizes on another process: the padding is never scored
 
     # ------------------------------------------------------------------ data
     def load_data(self, cfg) -> DatasetDict:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.helpers import tiny_text_args, toy_reviews, write_csv
 
@@ -111,3 +112,36 @@ def test_fsdp_config_on_two_cpu_processes(tiny_bert_dir, toy_text_files, tmp_pat
     assert "the launch config asks for FSDP, which accelerate runs on GPUs only" in result.stdout
     results = json.loads((tmp_path / "out" / "run" / "results.json").read_text())
     assert results["num_processes"] == 2 and results["eval_accuracy"] >= 0.9
+
+
+GATHER_SCRIPT = """
+import json
+
+import torch
+from accelerate import Accelerator
+
+from shared.engine import _gather
+
+accelerator = Accelerator(cpu=True)
+rank = accelerator.process_index
+masks = torch.full((1, 3 + rank, 5 - 2 * rank), rank + 1, dtype=torch.int16)  # process 0: 3x5, process 1: 4x3
+predictions, references = _gather(accelerator, masks), _gather(accelerator, masks, pad_value=255)
+if accelerator.is_main_process:
+    print(f"processes {accelerator.num_processes}")
+    print("GATHERED " + json.dumps({"predictions": predictions.tolist(), "references": references.tolist()}))
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_gather_masks_of_different_sizes_padding_references_with_the_ignore_value(tmp_path):
+    from tests.helpers import launch_two_cpu_processes
+
+    script = tmp_path / "gather.py"
+    script.write_text(GATHER_SCRIPT)
+    line = next(x for x in launch_two_cpu_processes(script, []).splitlines() if x.startswith("GATHERED "))
+    gathered = json.loads(line[len("GATHERED "):])
+    predictions, references = (torch.tensor(gathered[k]) for k in ("predictions", "references"))
+    assert references.shape == predictions.shape == (2, 4, 5)
+    assert (references[0, :3, :5] == 1).all() and (references[0, 3:, :] == 255).all()  # the padded row
+    assert (references[1, :4, :3] == 2).all() and (references[1, :, 3:] == 255).all()  # the padded columns
+    assert (predictions[0, 3:, :] == 0).all() and (predictions[1, :, 3:] == 0).all()
