@@ -24,7 +24,7 @@ from shared.losses import class_weight_tensor, configure_losses
 from shared.optim import build_optimizer, build_scheduler, warmup_steps
 from shared.peft_utils import apply_peft
 from shared.sampling import SeededFetch, train_batching
-from shared.runtime import build_accelerator, resolve_run_dir, start_processes
+from shared.runtime import build_accelerator, gather_eval_outputs, resolve_run_dir, start_processes
 from shared.task import Task
 from shared.tracking import MetricsLogger, plot_run, write_results
 
@@ -35,19 +35,6 @@ class TrainingDiverged(RuntimeError):
 
 def _batch_size(batch: dict) -> int:
     return next(len(v) for v in batch.values() if hasattr(v, "__len__"))
-
-
-def _gather(accelerator, value, pad_value=0):
-    """Gather one eval batch's outputs; duplicated tail samples are dropped by gather_for_metrics.
-
-    Tensors are padded with `pad_value` on every dim after the batch one, since processes may hold
-    batches of different lengths or mask sizes (references pad with a value the metric ignores).
-    """
-    if isinstance(value, torch.Tensor):
-        for dim in range(1, value.dim() if accelerator.num_processes > 1 else 1):
-            value = accelerator.pad_across_processes(value, dim=dim, pad_index=pad_value)
-        return accelerator.gather_for_metrics(value).cpu().numpy()
-    return accelerator.gather_for_metrics(value, use_gather_object=True)
 
 
 class Engine:
@@ -249,7 +236,8 @@ class Engine:
             for batch in tqdm(self.eval_loader, disable=not acc.is_local_main_process, desc="eval", leave=False):
                 loss, predictions, references = self.task.eval_step(self.model, batch)
                 samples += _batch_size(batch) * acc.num_processes
-                batches.append((_gather(acc, predictions), _gather(acc, references, self.task.reference_pad_value)))
+                batches.append((gather_eval_outputs(acc, predictions),
+                                gather_eval_outputs(acc, references, self.task.reference_pad_value)))
                 if loss is not None:
                     losses.append(acc.gather_for_metrics(loss.detach().float().repeat(_batch_size(batch))))
         # Every process computes the same metrics from the same gathered data, so decisions

@@ -120,12 +120,13 @@ import json
 import torch
 from accelerate import Accelerator
 
-from shared.engine import _gather
+from shared.runtime import gather_eval_outputs
 
 accelerator = Accelerator(cpu=True)
 rank = accelerator.process_index
 masks = torch.full((1, 3 + rank, 5 - 2 * rank), rank + 1, dtype=torch.int16)  # process 0: 3x5, process 1: 4x3
-predictions, references = _gather(accelerator, masks), _gather(accelerator, masks, pad_value=255)
+predictions = gather_eval_outputs(accelerator, masks)
+references = gather_eval_outputs(accelerator, masks, pad_value=255)
 if accelerator.is_main_process:
     print(f"processes {accelerator.num_processes}")
     print("GATHERED " + json.dumps({"predictions": predictions.tolist(), "references": references.tolist()}))
