@@ -98,7 +98,8 @@ def _variants(model: torch.nn.Module):
 
 
 def _measure(pipe, inputs: list, call_args: dict) -> tuple[list, dict]:
-    pipe(inputs[:2], batch_size=2, **call_args)  # warm-up (and compilation) outside the clock
+    for size in (1, 32):  # warm-up (and torch.compile's compilations for both batch sizes) outside the clock
+        pipe(inputs[:size], batch_size=size, **call_args)
     latencies, outputs = [], []
     for item in inputs:
         started = time.perf_counter()
