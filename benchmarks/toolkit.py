@@ -53,7 +53,7 @@ def make_student(layers: int) -> Path:
     return out
 
 
-def distill(seeds: list[int], epochs: int) -> list[dict]:
+def distill(seeds: list[int], epochs: int, alpha: float, temperature: float) -> list[dict]:
     """A 2-layer student alone and distilled from the 6-layer teacher, same seeds, same epochs."""
     common = ["--config", TEXT_RECIPE, *_text_data()]
     teacher_dir = WORK / "teacher_minilm_l6" / "run" / "best"
@@ -62,9 +62,10 @@ def distill(seeds: list[int], epochs: int) -> list[dict]:
     student_flags = [*common, "--model_name_or_path", student, "--num_train_epochs", str(epochs)]
     for seed in seeds:
         rows.append(_train("text_classification", f"student_l2_alone_seed{seed}", *student_flags, "--seed", str(seed)))
-        rows.append(_train("text_classification", f"student_l2_distilled_seed{seed}", *student_flags,
-                           "--seed", str(seed), "--teacher_model", str(teacher_dir),
-                           "--distill_alpha", "0.5", "--distill_temperature", "2"))
+        name = f"student_l2_distilled_a{alpha:g}_t{temperature:g}_seed{seed}"
+        rows.append(_train("text_classification", name, *student_flags, "--seed", str(seed),
+                           "--teacher_model", str(teacher_dir), "--distill_alpha", str(alpha),
+                           "--distill_temperature", str(temperature)))
     for kind in ("alone", "distilled"):
         scores = [row["eval_accuracy"] for row in rows if f"_{kind}_" in row["run"]]
         rows.append({"run": f"student_l2_{kind} mean of {len(scores)}", "eval_accuracy": round(statistics.mean(scores), 4),
@@ -109,12 +110,16 @@ def main() -> None:
     parser.add_argument("what", choices=["distill", "export", "hpo", "lora"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="distill: student seeds")
     parser.add_argument("--student_epochs", type=int, default=3, help="distill: epochs of both students")
+    parser.add_argument("--distill_alpha", type=float, default=0.5, help="distill: weight of the teacher term")
+    parser.add_argument("--distill_temperature", type=float, default=2.0, help="distill: softmax temperature")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
-    run = {"distill": lambda: distill(args.seeds, args.student_epochs), "export": export, "hpo": hpo, "lora": lora}
+    run = {"distill": lambda: distill(args.seeds, args.student_epochs, args.distill_alpha,
+                                           args.distill_temperature), "export": export, "hpo": hpo, "lora": lora}
     rows = run[args.what]()
     table = markdown_table(rows, list(dict.fromkeys(k for row in rows for k in row)))
-    path = write_result(f"toolkit-{args.what}", {"machine": machine_info(), "rows": rows, "table": table})
+    tag = f"-a{args.distill_alpha:g}-t{args.distill_temperature:g}" if args.what == "distill" else ""
+    path = write_result(f"toolkit-{args.what}{tag}", {"machine": machine_info(), "rows": rows, "table": table})
     print(table)
     print(f"written to {path}; logs in {WORK}")
 
