@@ -95,7 +95,7 @@ class Engine:
         self.metric_spec = task.metric(cfg)
         self.scheduler = build_scheduler(cfg, self.optimizer, self.total_steps, self.metric_spec.greater_is_better)
         acc.register_for_checkpointing(self.scheduler)
-        self.ema = ModelEma(acc.unwrap_model(self.model), cfg.ema_decay) if cfg.ema_decay else None
+        self.ema = ModelEma(self._plain_model(), cfg.ema_decay) if cfg.ema_decay else None
         if self.ema:
             acc.register_for_checkpointing(self.ema)
         self.checkpoints = CheckpointManager(self.run_dir, cfg.save_total_limit)
@@ -169,7 +169,7 @@ class Engine:
                 if not acc.optimizer_step_was_skipped:
                     self.scheduler.step()
                 if self.ema:
-                    self.ema.update(acc.unwrap_model(self.model))
+                    self.ema.update(self._plain_model())
                 st.step += 1
                 bar.update(1)
                 if st.step % cfg.logging_steps == 0 or st.step == self.total_steps:
@@ -182,6 +182,10 @@ class Engine:
         bar.close()
         # Wall time of the whole loop, evaluations and checkpoints included (as Trainer's train_runtime).
         self.train_seconds = time.perf_counter() - self.train_started
+
+    def _plain_model(self) -> torch.nn.Module:
+        """The model without its process and torch.compile wrappers: what EMA tracks and exports save."""
+        return self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
 
     def _timed(self, loader):
         """The loader's batches, adding the time spent waiting for each to self.data_seconds."""
@@ -231,7 +235,7 @@ class Engine:
         acc = self.accelerator
         self.model.eval()
         losses, batches, started, samples = [], [], time.perf_counter(), 0
-        weights = self.ema.swapped_in(acc.unwrap_model(self.model)) if self.ema else nullcontext()
+        weights = self.ema.swapped_in(self._plain_model()) if self.ema else nullcontext()
         with weights, torch.no_grad():
             for batch in tqdm(self.eval_loader, disable=not acc.is_local_main_process, desc="eval", leave=False):
                 loss, predictions, references = self.task.eval_step(self.model, batch)
@@ -289,7 +293,7 @@ class Engine:
         acc = self.accelerator
         acc.wait_for_everyone()
         if self.is_main:
-            model = acc.unwrap_model(self.model)
+            model = self._plain_model()
             card = {"task": self.task.name, "pipeline_tag": self.task.pipeline_tag, "base_model": self.cfg.model_name_or_path,
                     "data": (self.cfg.dataset_name or self.cfg.train_file or getattr(self.cfg, "train_dir", None)
                              or "embedded sample data"),

@@ -65,6 +65,7 @@ def build_accelerator(cfg, run_dir: Path) -> Accelerator:
         # The engine steps the scheduler itself, once per optimizer step (accelerate would step it
         # once per process, which stretches warmup by the process count).
         step_scheduler_with_optimizer=False,
+        dynamo_backend="inductor" if cfg.torch_compile else "no",
     )
     if accelerator.device.type == "cpu":
         set_cpu_threads(cfg.cpu_threads, accelerator.num_processes)

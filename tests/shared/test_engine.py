@@ -8,6 +8,7 @@ import shutil
 import pytest
 import torch
 from safetensors.torch import load_file
+from transformers import pipeline
 
 from tests.helpers import without_timing, tiny_text_args
 from shared.cli import main
@@ -198,3 +199,14 @@ def test_tensorboard_tracker_writes_events(tiny_bert_dir, toy_text_files, tmp_pa
     main("text_classification", tiny_text_args(tiny_bert_dir, *toy_text_files, tmp_path / "a", "--report_to",
                                                 "tensorboard", "--num_train_epochs", "1"))
     assert list((tmp_path / "a" / "run" / "logs").rglob("events.out.tfevents.*"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (shutil.which("c++") or shutil.which("g++")), reason="torch.compile on CPU needs a C++ compiler")
+def test_torch_compile_trains_and_exports_plain_weights(tiny_bert_dir, toy_text_files, tmp_path):
+    results = main("text_classification", tiny_text_args(tiny_bert_dir, *toy_text_files, tmp_path / "out",
+                                                          "--torch_compile", "--num_train_epochs", "4"))
+    assert results["eval_accuracy"] >= 0.9
+    best = tmp_path / "out" / "run" / "best"
+    assert not [k for k in load_file(best / "model.safetensors") if "_orig_mod" in k]  # no compile wrapper names
+    assert pipeline("text-classification", model=str(best))("the lamp is wonderful and book")[0]["label"] == "pos"
