@@ -98,8 +98,9 @@ def _variants(model: torch.nn.Module):
 
 
 def _measure(pipe, inputs: list, call_args: dict) -> tuple[list, dict]:
-    for size in (1, 32):  # warm-up (and torch.compile's compilations for both batch sizes) outside the clock
-        pipe(inputs[:size], batch_size=size, **call_args)
+    # warm-up outside the clock, over every batch shape the timed calls will see (torch.compile compiles each)
+    pipe(inputs[:1], batch_size=1, **call_args)
+    pipe(inputs, batch_size=32, **call_args)
     latencies, outputs = [], []
     for item in inputs:
         started = time.perf_counter()
@@ -147,13 +148,19 @@ def run_inference(models: dict[str, str], samples: int) -> Path:
 
 
 def _write(rows: list[dict], command: str) -> Path:
+    """Today's inference file for this machine: this run's rows replace earlier rows of the same tasks."""
+    for row in rows:
+        row.setdefault("command", command)
+    path = RESULTS_DIR / f"{time.strftime('%Y%m%d')}-{machine_tag()}-inference.json"
+    ran = {row["task"] for row in rows}
+    earlier = json.loads(path.read_text()) if path.exists() else {"rows": []}
+    rows = [{"command": earlier.get("command", ""), **row} for row in earlier["rows"] if row["task"] not in ran] + rows
     columns = ["task", "variant", "batch1_p50_ms", "batch1_p95_ms", "batch32_per_s", "accuracy", "f1", "bleu",
                "map_50", "mean_iou", "samples", "fp32_params_mb", "error"]
     table = markdown_table(rows, columns)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"{time.strftime('%Y%m%d')}-{machine_tag()}-inference.json"
-    path.write_text(json.dumps({"machine": machine_info(), "command": command, "rows": rows, "table": table},
-                               indent=1))
-    path.with_suffix(".md").write_text(f"`{command}`\n\n{table}")
+    path.write_text(json.dumps({"machine": machine_info(), "rows": rows, "table": table}, indent=1))
+    commands = "\n".join(f"`{c}`" for c in dict.fromkeys(row["command"] for row in rows))
+    path.with_suffix(".md").write_text(f"{commands}\n\n{table}")
     print(table, flush=True)
     return path
