@@ -53,14 +53,15 @@ def make_student(layers: int) -> Path:
     return out
 
 
-def distill(seeds: list[int], epochs: int, alpha: float, temperature: float, samples: int | None) -> list[dict]:
+def distill(seeds: list[int], epochs: int, alpha: float, temperature: float, samples: int | None,
+            extra: list[str]) -> list[dict]:
     """A 2-layer student alone and distilled from the 6-layer teacher, same seeds, same epochs."""
     common = ["--config", TEXT_RECIPE, *_text_data()]
     teacher_dir = WORK / "teacher_minilm_l6" / "run" / "best"
     rows = [] if teacher_dir.exists() else [_train("text_classification", "teacher_minilm_l6", *common)]
     student = str(make_student(2))
     student_flags = [*common, "--model_name_or_path", student, "--num_train_epochs", str(epochs),
-                     *(["--max_train_samples", str(samples)] if samples else [])]
+                     *(["--max_train_samples", str(samples)] if samples else []), *extra]
     size = f"_n{samples}" if samples else ""
     for seed in seeds:
         rows.append(_train("text_classification", f"student_l2_alone{size}_seed{seed}", *student_flags,
@@ -117,14 +118,17 @@ def main() -> None:
     parser.add_argument("--distill_temperature", type=float, default=2.0, help="distill: softmax temperature")
     parser.add_argument("--student_train_samples", type=int, default=None,
                         help="distill: the students see only this many labelled rows (the teacher saw all)")
+    parser.add_argument("--student_flags", nargs=argparse.REMAINDER, default=[],
+                        help="distill: further training flags for both students (last on the line)")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     run = {"distill": lambda: distill(args.seeds, args.student_epochs, args.distill_alpha,
-                                           args.distill_temperature, args.student_train_samples), "export": export, "hpo": hpo, "lora": lora}
+                                           args.distill_temperature, args.student_train_samples,
+                                           args.student_flags), "export": export, "hpo": hpo, "lora": lora}
     rows = run[args.what]()
     table = markdown_table(rows, list(dict.fromkeys(k for row in rows for k in row)))
     tag = (f"-n{args.student_train_samples or 'all'}-a{args.distill_alpha:g}-t{args.distill_temperature:g}"
-           if args.what == "distill" else "")
+           f"-e{args.student_epochs}" if args.what == "distill" else "")
     path = write_result(f"toolkit-{args.what}{tag}", {"machine": machine_info(), "rows": rows, "table": table})
     print(table)
     print(f"written to {path}; logs in {WORK}")
