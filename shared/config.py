@@ -46,7 +46,8 @@ class TrainConfig:
     mixed_precision: Literal["auto", "no", "fp16", "bf16"] = field(
         default="auto", metadata={"help": "auto: bf16/fp16 on GPU; bf16 on CPUs with native bf16 (AMX/AVX512-BF16), else fp32."})
     torch_compile: bool = field(default=False, metadata={
-        "help": "Compile the model with torch.compile (inductor) through accelerate: slower start, faster steps."})
+        "help": "Compile the model with torch.compile (inductor) through accelerate. Usually faster steps on GPUs; "
+                "CPU training measured slower here (benchmarks/README.md)."})
     cpu_threads: int = field(default=0, metadata={"help": "Torch threads per process on CPU; 0: cores / processes "
                                                     "(accelerate launch otherwise leaves one thread)."})
     # optimisation

@@ -127,9 +127,10 @@ def gather_eval_outputs(accelerator, value, pad_value=0):
     batches of different lengths or mask sizes (references pad with a value the metric ignores).
     """
     if isinstance(value, torch.Tensor):
-        if accelerator.num_processes > 1 and value.dtype == torch.int16:
-            value = value.int()  # neither gloo nor NCCL gathers int16 (segmentation masks)
-        for dim in range(1, value.dim() if accelerator.num_processes > 1 else 1):
-            value = accelerator.pad_across_processes(value, dim=dim, pad_index=pad_value)
+        if accelerator.num_processes > 1:
+            if value.dtype == torch.int16:
+                value = value.int()  # neither gloo nor NCCL gathers int16 (segmentation masks)
+            for dim in range(1, value.dim()):
+                value = accelerator.pad_across_processes(value, dim=dim, pad_index=pad_value)
         return accelerator.gather_for_metrics(value).cpu().numpy()
     return accelerator.gather_for_metrics(value, use_gather_object=True)

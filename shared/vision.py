@@ -235,11 +235,11 @@ def modules_outside(model: torch.nn.Module, inner: torch.nn.Module) -> list[str]
     transformer), which LoRA keeps fully trainable: `model.backbone` gives every other top-level child,
     `model.model.backbone` gives the other children of `model.model` plus the top-level heads.
     """
+    containers = (torch.nn.ModuleList, torch.nn.ModuleDict)  # no forward of their own: peft wraps their items
     names = []
     for name, child in model.named_children():
         if child is inner:
             continue
-        containers = (torch.nn.ModuleList, torch.nn.ModuleDict)  # no forward of their own: peft wraps their items
         if isinstance(child, containers) or any(module is inner for module in child.modules()):
             names += [f"{name}.{sub}" for sub in modules_outside(child, inner)]
         elif any(True for _ in child.parameters()):
