@@ -1,6 +1,8 @@
 """Measured runs of the training toolkit on the real benchmark data (short, for docs/toolkit.md).
 
     python -m benchmarks.toolkit distill   # Rotten Tomatoes: 2-layer MiniLM student alone vs distilled, 3 seeds
+    python -m benchmarks.toolkit distill --student_train_samples 1000 --student_epochs 10 \
+        --student_flags --learning_rate 3e-4   # the students see 1,000 labelled rows, the teacher saw all
     python -m benchmarks.toolkit export    # int8 / ONNX of the distillation teacher (run `distill` first)
     python -m benchmarks.toolkit hpo       # a 6-trial search on hymenoptera with MobileNetV2
     python -m benchmarks.toolkit lora      # LoRA vs full fine-tuning: MiniLM on Rotten Tomatoes, MobileNetV2 on hymenoptera
