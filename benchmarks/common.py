@@ -72,3 +72,21 @@ def ratio(ours: float | None, theirs: float | None) -> float | None:
 def markdown_table(rows: list[dict], columns: list[str]) -> str:
     head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
     return head + "".join("| " + " | ".join(str(row.get(c, "")) for c in columns) + " |\n" for row in rows)
+
+
+def write_merged_rows(kind: str, rows: list[dict], command: str, columns: list[str], **extra) -> Path:
+    """results/<date>-<machine>-<kind>.json and .md: this run's rows replace earlier rows of the same
+    tasks from today, every row keeps the command that measured it, and the .md lists those commands."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{time.strftime('%Y%m%d')}-{machine_tag()}-{kind}.json"
+    for row in rows:
+        row.setdefault("command", command)
+    earlier = json.loads(path.read_text()) if path.exists() else {"rows": []}
+    ran = {row["task"] for row in rows}
+    rows = [{"command": earlier.get("command", ""), **row} for row in earlier["rows"] if row["task"] not in ran] + rows
+    table = markdown_table(rows, columns)
+    path.write_text(json.dumps({"machine": machine_info(), "rows": rows, "table": table, **extra}, indent=1))
+    commands = "\n".join(f"`{c}`" for c in dict.fromkeys(row["command"] for row in rows))
+    path.with_suffix(".md").write_text(f"{commands}\n\n{table}")
+    print(table, flush=True)
+    return path

@@ -9,7 +9,6 @@ reaches on the same validation inputs, so a speed-up is never reported without i
 from __future__ import annotations
 
 import copy
-import json
 import statistics
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.common import RESULTS_DIR, machine_info, machine_tag, markdown_table
+from benchmarks.common import write_merged_rows
 from benchmarks.suite import pairs
 from shared.config import parse_config
 from shared.evaluation import load_metric
@@ -147,20 +146,9 @@ def run_inference(models: dict[str, str], samples: int) -> Path:
     return path
 
 
+COLUMNS = ["task", "variant", "batch1_p50_ms", "batch1_p95_ms", "batch32_per_s", "accuracy", "f1", "bleu", "map_50",
+           "mean_iou", "samples", "fp32_params_mb", "error"]
+
+
 def _write(rows: list[dict], command: str) -> Path:
-    """Today's inference file for this machine: this run's rows replace earlier rows of the same tasks."""
-    for row in rows:
-        row.setdefault("command", command)
-    path = RESULTS_DIR / f"{time.strftime('%Y%m%d')}-{machine_tag()}-inference.json"
-    ran = {row["task"] for row in rows}
-    earlier = json.loads(path.read_text()) if path.exists() else {"rows": []}
-    rows = [{"command": earlier.get("command", ""), **row} for row in earlier["rows"] if row["task"] not in ran] + rows
-    columns = ["task", "variant", "batch1_p50_ms", "batch1_p95_ms", "batch32_per_s", "accuracy", "f1", "bleu",
-               "map_50", "mean_iou", "samples", "fp32_params_mb", "error"]
-    table = markdown_table(rows, columns)
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"machine": machine_info(), "rows": rows, "table": table}, indent=1))
-    commands = "\n".join(f"`{c}`" for c in dict.fromkeys(row["command"] for row in rows))
-    path.with_suffix(".md").write_text(f"{commands}\n\n{table}")
-    print(table, flush=True)
-    return path
+    return write_merged_rows("inference", rows, command, COLUMNS)

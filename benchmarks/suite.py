@@ -14,8 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.common import (RESULTS_DIR, machine_info, machine_tag, markdown_table, python_command, ratio,
-                               run_measured)
+from benchmarks.common import python_command, ratio, run_measured, write_merged_rows
 from shared.data import benchmark_data_dir
 from shared.runtime import resolve_mixed_precision
 
@@ -137,18 +136,5 @@ def run_suite(tasks: list[str], quick: bool) -> Path:
 
 
 def _write(rows: list[dict], quick: bool, work: Path, command: str) -> Path:
-    """Today's suite file for this machine and mode: this run's rows replace earlier rows of the same tasks."""
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"{time.strftime('%Y%m%d')}-{machine_tag()}-suite{'-quick' if quick else ''}.json"
-    for row in rows:
-        row.setdefault("command", command)
-    ran = {row["task"] for row in rows}
-    earlier = json.loads(path.read_text())["rows"] if path.exists() else []
-    rows = [row for row in earlier if row["task"] not in ran] + rows
-    table = markdown_table(rows, COLUMNS)
-    commands = "\n".join(f"`{c}`" for c in dict.fromkeys(row.get("command", "") for row in rows))
-    path.write_text(json.dumps({"machine": machine_info(), "quick": quick, "rows": rows, "table": table,
-                                "logs": str(work)}, indent=1))
-    path.with_suffix(".md").write_text(f"{commands}\n\n{table}")
-    print(table, flush=True)
-    return path
+    return write_merged_rows("suite" + ("-quick" if quick else ""), rows, command, COLUMNS, quick=quick,
+                             logs=str(work))
