@@ -5,6 +5,7 @@ import sys
 
 from shared.config import ConfigError, parse_config
 from shared.data import DataError
+from shared.extras import check_trackers, require
 from shared.task import get_task
 
 
@@ -14,7 +15,9 @@ def main(task_name: str, args: list[str] | None = None) -> dict:
     task = get_task(task_name)
     try:
         cfg = parse_config(task.config_class, args)
+        check_trackers(cfg.report_to)
         if cfg.hpo_trials:
+            require("optuna", "tune", "--hpo_trials")
             from shared.tune import tune  # optuna is the [tune] extra: imported only here
 
             return tune(task, cfg)
@@ -25,3 +28,16 @@ def main(task_name: str, args: list[str] | None = None) -> dict:
     except TrainingDiverged as err:  # exit 3: the input was fine, the optimisation was not
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(3) from None
+
+
+def predict_main(task_name: str, predictions, args: list[str] | None = None) -> dict:
+    """`tasks/<task>/predict.py`: the task's config flags plus its prediction options, then shared.predict."""
+    from shared.predict import parse_predict_args, predict
+
+    task = get_task(task_name)
+    try:
+        cfg, opts = parse_predict_args(task, predictions, args)
+        return predict(task, predictions, cfg, opts)
+    except (ConfigError, DataError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import queue
+import sys
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -15,8 +16,12 @@ from typing import Any, Callable
 # Before gradio is imported: with analytics off, import, launch and client calls make no outside connection.
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
-import gradio as gr  # noqa: E402
+try:  # gradio is the [demo] extra: without it, main() and serve_all() stop with one line naming it
+    import gradio as gr
+except ImportError:
+    gr = None
 
+from shared.extras import MissingExtra, require  # noqa: E402
 from shared.task import DemoSpec, Task, get_task, list_tasks  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -296,6 +301,14 @@ def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int | None = None, blo
     return app
 
 
+def _require_gradio() -> None:
+    try:
+        require("gradio", "demo", "the demo")
+    except MissingExtra as err:  # exit 2, as for every other input the entry points refuse
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def _parser(description: str, single: bool) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
     if single:
@@ -310,6 +323,7 @@ def _parser(description: str, single: bool) -> argparse.ArgumentParser:
 def main(task_name: str, argv: list[str] | None = None) -> None:
     """`python apps/<task>.py [--model DIR] [--host H] [--port P]`: one task's demo."""
     args = _parser(f"Gradio demo of a fine-tuned {task_name} model.", single=True).parse_args(argv)
+    _require_gradio()
     try:
         panel = load_panel(get_task(task_name), resolve_model(task_name, args.model, args.models_dir))
     except DemoError as err:
@@ -320,6 +334,7 @@ def main(task_name: str, argv: list[str] | None = None) -> None:
 def serve_all(argv: list[str] | None = None) -> None:
     """`python -m apps [--models_dir outputs]`: the newest best/ of every task with a demo, one tab each."""
     args = _parser("Serve every trained model under --models_dir, one tab per task.", single=False).parse_args(argv)
+    _require_gradio()
     panels, notes = [], []
     for task in (get_task(name) for name in list_tasks()):
         found = newest_model(Path(args.models_dir) / task.name)

@@ -16,6 +16,7 @@ import io
 import json
 import re
 import statistics
+import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,6 +25,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from shared.config import ConfigError, parse_config
+from shared.extras import require
 from shared.task import get_task
 
 LATENCY_RUNS = 30
@@ -204,6 +206,10 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     quantize = None if args.quantize == "none" else args.quantize
     try:
+        if args.onnx:  # the [export] extra: checked before any model is loaded
+            require("onnx", "export", "--onnx")
+            require("onnxruntime", "export", "--onnx")
         return export(args.model_dir, quantize, args.onnx, args.task, args.max_eval_samples)
-    except ConfigError as err:
-        raise SystemExit(f"error: {err}") from None
+    except ConfigError as err:  # exit 2: the same code as the training entry point for refused input
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,4 +1,7 @@
-"""Demo fixtures: tiny trained models laid out as outputs/, and the apps serving them on loopback."""
+"""Demo fixtures: tiny trained models laid out as outputs/, and the apps serving them on loopback.
+
+The models are trained once per session; each app server lives for one test module and is stopped after it
+(an idle Gradio server polls at about 10% of a core, which would slow every unrelated test after it)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -66,7 +69,7 @@ def models_dir(tiny_bert_dir, tmp_path_factory) -> Path:
     return outputs
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def text_app(models_dir, tmp_path_factory) -> Iterator[str]:
     """apps/text_classification.py serving the newest text model under models_dir."""
     log = tmp_path_factory.mktemp("logs") / "text_app.log"
@@ -74,7 +77,7 @@ def text_app(models_dir, tmp_path_factory) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def image_app(models_dir, tmp_path_factory) -> Iterator[str]:
     """apps/image_classification.py serving the newest image model under models_dir."""
     log = tmp_path_factory.mktemp("logs") / "image_app.log"
@@ -82,7 +85,7 @@ def image_app(models_dir, tmp_path_factory) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def launcher_app(models_dir, tmp_path_factory) -> Iterator[str]:
     """`python -m apps` serving every trained model under models_dir."""
     log = tmp_path_factory.mktemp("logs") / "launcher.log"
@@ -135,7 +138,7 @@ def tiny_dense_detector(out: Path, labels: list[str]) -> Path:
     return out
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def qa_app(tiny_bert_dir, tmp_path_factory) -> Iterator[str]:
     """apps/question_answering.py serving an untrained tiny QA model."""
     model = tiny_qa_model(tiny_bert_dir, tmp_path_factory.mktemp("tiny_qa_app"))
@@ -144,7 +147,7 @@ def qa_app(tiny_bert_dir, tmp_path_factory) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def translation_app(tiny_bert_dir, tmp_path_factory) -> Iterator[str]:
     """apps/translation.py serving an untrained tiny Marian model."""
     model = tiny_translation_model(tiny_bert_dir, tmp_path_factory.mktemp("tiny_mt_app"))
