@@ -29,6 +29,12 @@ class TrainConfig:
     train_file: Optional[str] = field(default=None, metadata={"help": "Local training file or folder."})
     validation_file: Optional[str] = field(default=None, metadata={"help": "Local validation file or folder."})
     validation_split: float = field(default=0.1, metadata={"help": "Fraction of train held out when no validation data is given."})
+    test_file: Optional[str] = field(default=None, metadata={
+        "help": "Local labelled test file, scored once at the end with the best model (test_results.json)."})
+    test_split_name: Optional[str] = field(default=None, metadata={
+        "help": "Split of --dataset_name scored as the test set (for example test); hub test splits often lack labels."})
+    test_split: float = field(default=0.0, metadata={
+        "help": "Fraction of train held out as a seeded, stratified test set (never overlapping validation)."})
     max_train_samples: Optional[int] = None
     max_eval_samples: Optional[int] = None
     preprocessing_num_workers: Optional[int] = None
@@ -102,7 +108,12 @@ class TrainConfig:
     logging_steps: int = 10
     early_stopping_patience: Optional[int] = field(default=None, metadata={"help": "Evaluations without improvement before stopping."})
     early_stopping_min_delta: float = 0.0
-    resume_from_checkpoint: Optional[str] = field(default=None, metadata={"help": "'latest' or a checkpoint path."})
+    resume_from_checkpoint: Optional[str] = field(default=None, metadata={
+        "help": "'latest', a checkpoint folder, or a run folder (its newest checkpoint)."})
+    ignore_resume_mismatch: bool = field(default=False, metadata={
+        "help": "Resume even though batch size, seed, data ... differ from the checkpoint's (no longer exact)."})
+    overwrite_output_dir: bool = field(default=False, metadata={
+        "help": "Replace a run already in the run folder (--output_dir/--run_name) instead of refusing."})
     report_to: str = field(default="none", metadata={"help": "none, all, or comma list: tensorboard, wandb, trackio, ..."})
     # parameter-efficient fine-tuning
     use_peft: bool = False
@@ -128,6 +139,11 @@ class TrainConfig:
             raise ConfigError(f"--max_train_steps must be >= 1, got {self.max_train_steps}")
         if not 0.0 <= self.validation_split < 1.0:
             raise ConfigError(f"--validation_split must be in [0, 1), got {self.validation_split}")
+        if not 0.0 <= self.test_split < 1.0 or self.test_split + self.validation_split >= 1.0:
+            raise ConfigError(f"--test_split must be in [0, 1) and leave training rows beside --validation_split, "
+                              f"got {self.test_split}")
+        if self.test_split and self.test_file:
+            raise ConfigError("--test_split carves a test set from train; it cannot go with --test_file (use one)")
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise ConfigError(f"--warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
@@ -146,6 +162,42 @@ class TrainConfig:
             raise ConfigError("--hpo_trials needs a count >= 0 and evaluations (--eval_strategy epoch|steps)")
         if self.push_to_hub and not self.hub_model_id:
             raise ConfigError("--push_to_hub needs --hub_model_id (for example your-name/my-model)")
+        check_ranges(self)
+
+
+# The valid range of every numeric option above that __post_init__ does not check on its own;
+# "[" and "]" include the bound, "(" and ")" exclude it. None (where allowed) is not checked.
+RANGES = {
+    "max_train_samples": "[1, inf)", "max_eval_samples": "[1, inf)", "preprocessing_num_workers": "[1, inf)",
+    "dataloader_num_workers": "[0, inf)", "seed": "[0, 4294967295]", "cpu_threads": "[0, inf)",
+    "weight_decay": "[0, inf)", "adam_beta1": "[0, 1)", "adam_beta2": "[0, 1)", "adam_epsilon": "[0, inf)",
+    "momentum": "[0, 1)", "warmup_steps": "[0, inf)", "lr_end": "[0, inf)", "lr_power": "(0, inf)",
+    "lr_gamma": "[0, 1]", "plateau_patience": "[0, inf)", "plateau_factor": "(0, 1)", "max_grad_norm": "[0, inf)",
+    "label_smoothing": "[0, 1)", "save_total_limit": "[1, inf)", "early_stopping_patience": "[1, inf)",
+    "early_stopping_min_delta": "[0, inf)", "lora_r": "[1, inf)", "lora_alpha": "(0, inf)", "lora_dropout": "[0, 1)",
+    "num_train_epochs": "[0, inf)",
+}
+
+
+def _in_range(value: float, interval: str) -> bool:
+    low, high = (float(bound) for bound in interval[1:-1].split(","))
+    above = value >= low if interval[0] == "[" else value > low
+    below = value <= high if interval[-1] == "]" else value < high
+    return above and below
+
+
+def check_ranges(cfg) -> None:
+    """Every numeric option (a subclass's too) is finite, and each one in RANGES lies in its range."""
+    for option in dataclasses.fields(cfg):
+        value = getattr(cfg, option.name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ConfigError(f"--{option.name} must be a finite number, got {value}")
+        interval = RANGES.get(option.name)
+        if interval and not _in_range(value, interval):
+            hint = " (use --save_strategy no to keep no checkpoints)" if option.name == "save_total_limit" else ""
+            raise ConfigError(f"--{option.name} must be in {interval}, got {value}{hint}")
 
 
 def _read_recipe(path: str, known: set[str]) -> dict:
@@ -164,6 +216,17 @@ def _read_recipe(path: str, known: set[str]) -> dict:
     return values
 
 
+def _as_flags(recipe: dict) -> list[str]:
+    """A recipe mapping as command-line tokens, so its values are parsed exactly like flags."""
+    tokens = []
+    for name, value in recipe.items():
+        if value is None:
+            continue
+        values = value if isinstance(value, list) else [value]
+        tokens += [f"--{name}", *(str(v).lower() if isinstance(v, bool) else str(v) for v in values)]
+    return tokens
+
+
 class _Parser(HfArgumentParser):
     def error(self, message: str):
         """A bad flag value as one ConfigError line, instead of argparse's full usage dump and exit."""
@@ -179,7 +242,14 @@ def parse_config(config_class: type, args: list[str] | None = None):
     known, _ = pre.parse_known_args(args)
     if known.config:
         names = {f.name for f in dataclasses.fields(config_class)}
-        parser.set_defaults(**_read_recipe(known.config, names))
+        recipe = _read_recipe(known.config, names)
+        parser.set_defaults(**{k: v for k, v in recipe.items() if v is None})  # null: no flag can say it
+        flags = _as_flags(recipe)
+        try:  # the recipe's values alone, through the very same type and choice checks as flags
+            parser.parse_known_args(flags)
+        except ConfigError as err:
+            raise ConfigError(f"--config {known.config}: {err}") from None
+        args = flags + args  # flags given after the recipe's win (argparse keeps the last value)
     try:
         (cfg,) = parser.parse_args_into_dataclasses(args=args)
     except ValueError as err:  # unknown flags: HfArgumentParser raises ValueError listing them

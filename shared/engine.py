@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import gc
+import json
 import math
-import sys
+import signal
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -13,9 +14,9 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from shared.checkpoint import CheckpointManager, TrainState, export_model
+from shared.checkpoint import CheckpointManager, TrainState, add_test_metrics, data_files, export_model, training_info
 from shared.config import ConfigError, save_config
-from shared.data import DataError
+from shared.data import DataError, check_split_signatures, split_signatures
 from shared.data_report import write_data_report
 from shared.distill import TrainingObjective, load_distiller
 from shared.ema import ModelEma
@@ -24,9 +25,10 @@ from shared.losses import class_weight_tensor, configure_losses
 from shared.optim import build_optimizer, build_scheduler, warmup_steps
 from shared.peft_utils import apply_peft
 from shared.sampling import SeededFetch, train_batching
-from shared.runtime import build_accelerator, gather_eval_outputs, resolve_run_dir, start_processes
+from shared.resume import resume_command, resume_settings
+from shared.runtime import StopSignals, build_accelerator, gather_eval_outputs, resolve_run_dir, start_processes
 from shared.task import Task
-from shared.tracking import MetricsLogger, plot_run, write_results
+from shared.tracking import MetricsLogger, plot_metric_figures, plot_run, write_results
 
 
 class TrainingDiverged(RuntimeError):
@@ -65,7 +67,8 @@ class Engine:
         with acc.main_process_first():
             train_ds = task.preprocess(cfg, self.processor, data["train"], "train")
             eval_ds = task.preprocess(cfg, self.processor, data["validation"], "validation")
-        self.raw_eval = data["validation"]
+            test_ds = task.preprocess(cfg, self.processor, data["test"], "test") if "test" in data else None
+        self.raw_eval, self.raw_test = data["validation"], data.get("test")
         label_ids = task.label_ids(cfg, data)  # per-row classes (weighted sampler); None for dense tasks
         counts = task.label_counts(cfg, data) if cfg.class_weights else None  # dense tasks count pixels
         self.class_weights = class_weight_tensor(cfg.class_weights, counts, self.num_labels or 0)
@@ -79,8 +82,10 @@ class Engine:
         train_loader = DataLoader(self.train_fetch, **batching, collate_fn=collate,
                                   num_workers=cfg.dataloader_num_workers, pin_memory=pin,
                                   generator=torch.Generator().manual_seed(cfg.seed))
-        eval_loader = DataLoader(eval_ds, batch_size=cfg.per_device_eval_batch_size, shuffle=False, collate_fn=collate,
-                                 num_workers=cfg.dataloader_num_workers, pin_memory=pin)
+        eval_loader, test_loader = (DataLoader(ds, batch_size=cfg.per_device_eval_batch_size, shuffle=False,
+                                               collate_fn=collate, num_workers=cfg.dataloader_num_workers,
+                                               pin_memory=pin) if ds is not None else None
+                                    for ds in (eval_ds, test_ds))
         optimizer = build_optimizer(cfg, model, task.lr_overrides(cfg, model))
         distiller = load_distiller(task, cfg, self.labels, acc.device, acc.autocast)
         if distiller:
@@ -88,41 +93,48 @@ class Engine:
         self.objective = TrainingObjective(task, self.class_weights, distiller, cfg.l1_penalty, cfg.l2_penalty)
         self.model, self.optimizer, self.train_loader, self.eval_loader = acc.prepare(
             model, optimizer, train_loader, eval_loader)
+        self.test_loader = acc.prepare(test_loader) if test_loader is not None else None
         # Step counts are computed after prepare(): the loader is now this process's shard.
         self.steps_per_epoch = math.ceil(len(self.train_loader) / cfg.gradient_accumulation_steps)
         self.total_steps = cfg.max_train_steps or math.ceil(cfg.num_train_epochs * self.steps_per_epoch)
         self.num_epochs = math.ceil(self.total_steps / self.steps_per_epoch)
         self.metric_spec = task.metric(cfg)
         self.scheduler = build_scheduler(cfg, self.optimizer, self.total_steps, self.metric_spec.greater_is_better)
-        acc.register_for_checkpointing(self.scheduler)
         self.ema = ModelEma(self._plain_model(), cfg.ema_decay) if cfg.ema_decay else None
-        if self.ema:
-            acc.register_for_checkpointing(self.ema)
+        # Checkpointed by CheckpointManager as JSON and safetensors (accelerate's custom objects are pickles).
+        self.saved_objects = {"scheduler": self.scheduler, **({"ema": self.ema} if self.ema else {})}
         self.checkpoints = CheckpointManager(self.run_dir, cfg.save_total_limit)
-        self.state = TrainState(task=task.name, num_labels=self.num_labels)
-        resume_step = None
+        settings = resume_settings(cfg, acc.num_processes, self.total_steps, len(train_ds))
+        self.state = TrainState(task=task.name, num_labels=self.num_labels, settings=settings)
+        resume_step, splits = None, split_signatures(data)
         if cfg.resume_from_checkpoint:
-            path = self.checkpoints.resolve(cfg.resume_from_checkpoint)
-            self.state = CheckpointManager.load(acc, path, task.name, self.num_labels)
+            path = self.checkpoints.resolve(cfg.resume_from_checkpoint, acc.print)
+            self.state = CheckpointManager.load(acc, path, task.name, self.num_labels, self.saved_objects, settings,
+                                                cfg.ignore_resume_mismatch)
             resume_step = self.state.step
+            check_split_signatures(self.run_dir / "splits.json", splits)  # the same validation and test rows
             acc.print(f"resumed from {path} at step {self.state.step} (epoch {self.state.epoch}, "
                       f"batch {self.state.batches_in_epoch})")
         if self.is_main:  # only now: a run refused above leaves no config behind (nor overwrites a resumed run's)
             self.run_dir.mkdir(parents=True, exist_ok=True)
             save_config(cfg, self.run_dir / "config.yaml")
+            (self.run_dir / "splits.json").write_text(json.dumps(splits, indent=1))
             if cfg.data_report:
-                write_data_report(data, task.row_key, self.run_dir, log=acc.print)
+                write_data_report(data, task.row_key, self.run_dir, log=acc.print,
+                                  warnings=task.data_warnings(cfg, data))
         self.logger = MetricsLogger(acc, self.run_dir, resume_step)
         if acc.trackers == [] and cfg.report_to not in ("none", ""):
             acc.init_trackers(self.run_dir.name, config={k: v for k, v in vars(cfg).items() if v is not None})
-        self._print_plan(len(train_ds), len(eval_ds))
+        self.data_files = data_files(cfg, data)
+        self._print_plan(len(train_ds), len(eval_ds), len(test_ds) if test_ds is not None else 0)
 
-    def _print_plan(self, n_train: int, n_eval: int) -> None:
+    def _print_plan(self, n_train: int, n_eval: int, n_test: int) -> None:
         cfg, acc = self.cfg, self.accelerator
         effective = cfg.per_device_train_batch_size * acc.num_processes * cfg.gradient_accumulation_steps
         acc.print(
             f"[{self.task.name}] run dir {self.run_dir}\n"
-            f"  train {n_train} / validation {n_eval} examples, labels: {self.num_labels or '-'}\n"
+            f"  train {n_train} / validation {n_eval}{f' / test {n_test}' if n_test else ''} examples, "
+            f"labels: {self.num_labels or '-'}\n"
             f"  processes {acc.num_processes} ({acc.distributed_type.value}), device {acc.device}, "
             f"precision {acc.mixed_precision}, "
             f"torch threads {torch.get_num_threads()}\n"
@@ -131,14 +143,22 @@ class Engine:
 
     # ------------------------------------------------------------------ train
     def train(self) -> None:
-        cfg, acc, st = self.cfg, self.accelerator, self.state
+        acc, st = self.accelerator, self.state
         self.model.train()
         bar = tqdm(total=self.total_steps, initial=st.step, disable=not acc.is_local_main_process, desc="train")
-        running, micro, samples, tic = torch.zeros((), device=acc.device), 0, 0, time.perf_counter()
         self.train_started, self.train_samples = time.perf_counter(), 0
         self.pause_seconds = 0.0  # evaluations and checkpoints inside the loop, kept out of step throughput
         self.data_seconds = 0.0  # waiting for the next batch: the input pipeline's visible cost
         self.stop = st.step >= self.total_steps
+        with StopSignals() as signals:  # SIGTERM / Ctrl-C: finish this optimizer step, checkpoint, exit
+            self._train_epochs(bar, signals)
+        bar.close()
+        # Wall time of the whole loop, evaluations and checkpoints included (as Trainer's train_runtime).
+        self.train_seconds = time.perf_counter() - self.train_started
+
+    def _train_epochs(self, bar, signals: StopSignals) -> None:
+        cfg, acc, st = self.cfg, self.accelerator, self.state
+        running, micro, samples, tic = torch.zeros((), device=acc.device), 0, 0, time.perf_counter()
         for epoch in range(st.epoch, self.num_epochs):
             if self.stop:
                 break
@@ -176,12 +196,12 @@ class Engine:
                     self._log_train(running, micro, samples, tic, grad_norm, epoch)
                     running, micro, samples, tic = torch.zeros((), device=acc.device), 0, 0, time.perf_counter()
                 self._after_step(st.batches_in_epoch == len(self.train_loader), running)
+                received = signals.received_by_any(acc)
+                if received:
+                    self._stop_for_signal(received, running)
                 if self.stop or st.step >= self.total_steps:
                     self.stop = True
                     break
-        bar.close()
-        # Wall time of the whole loop, evaluations and checkpoints included (as Trainer's train_runtime).
-        self.train_seconds = time.perf_counter() - self.train_started
 
     def _plain_model(self) -> torch.nn.Module:
         """The model without its process and torch.compile wrappers: what EMA tracks and exports save."""
@@ -224,20 +244,52 @@ class Engine:
         if end_of_epoch:  # a checkpoint taken now must resume at the start of the next epoch
             st.epoch, st.batches_in_epoch = st.epoch + 1, 0
         if at_steps(cfg.save_strategy, cfg.save_steps):
-            # Losses since the last log, checked before saving: `latest` must never be a diverged checkpoint.
-            self._stop_if_diverged(self.accelerator.reduce(running.clone(), reduction="sum").item(), st.epoch)
-            self.checkpoints.save(self.accelerator, st)
+            self._save_checkpoint(running)
         self.pause_seconds += time.perf_counter() - paused
+
+    def _save_checkpoint(self, running: torch.Tensor) -> Path:
+        # Losses since the last log and the weights this update made, checked before saving: `latest`
+        # must never be a diverged checkpoint.
+        self._stop_if_diverged(self.accelerator.reduce(running.clone(), reduction="sum").item(), self.state.epoch)
+        self._stop_if_weights_diverged()
+        self.saved_step = self.state.step
+        return self.checkpoints.save(self.accelerator, self.state, self.saved_objects)
+
+    def _stop_if_weights_diverged(self) -> None:
+        """Every process checks its weights (and EMA): a non-finite update must reach no checkpoint or export."""
+        acc = self.accelerator
+        tensors = [p.detach() for p in self.model.parameters()] + list(self.ema.shadow.values() if self.ema else [])
+        bad = torch.tensor(float(not all(bool(t.isfinite().all()) for t in tensors)), device=acc.device)
+        if acc.num_processes > 1:
+            bad = acc.reduce(bad, reduction="sum")
+        if bad.item():
+            raise TrainingDiverged(
+                f"the weights became non-finite (nan or inf) at optimizer step {self.state.step}; nothing was saved "
+                f"from that step on. Try a lower --learning_rate, --max_grad_norm 1.0, or warmup steps.")
+
+    def _stop_for_signal(self, signum: int, running: torch.Tensor) -> None:
+        """Preemption: this optimizer step is done; checkpoint it (unless just saved), say how to resume, exit."""
+        path = self.checkpoints.latest() if getattr(self, "saved_step", None) == self.state.step else \
+            self._save_checkpoint(running)
+        name = signal.Signals(signum).name
+        self.accelerator.print(f"stopped by {name} after optimizer step {self.state.step}; checkpoint {path}\n"
+                               f"resume with: {resume_command(path)}")
+        raise SystemExit(128 + signum)  # what a shell reports for a process ended by that signal
 
     # ------------------------------------------------------------------ eval
     def evaluate(self) -> dict:
         """Metrics of the current weights (EMA weights when enabled) on the validation split."""
+        metrics, self.last_batches, self.eval_samples_per_second = self._score(self.eval_loader, self.raw_eval)
+        return metrics
+
+    def _score(self, loader, raw, desc: str = "eval") -> tuple[dict, list, float]:
+        """(metrics, gathered batches, samples per second) of the current weights on one held-out split."""
         acc = self.accelerator
         self.model.eval()
         losses, batches, started, samples = [], [], time.perf_counter(), 0
         weights = self.ema.swapped_in(self._plain_model()) if self.ema else nullcontext()
         with weights, torch.no_grad():
-            for batch in tqdm(self.eval_loader, disable=not acc.is_local_main_process, desc="eval", leave=False):
+            for batch in tqdm(loader, disable=not acc.is_local_main_process, desc=desc, leave=False):
                 loss, predictions, references = self.task.eval_step(self.model, batch)
                 samples += _batch_size(batch) * acc.num_processes
                 batches.append((gather_eval_outputs(acc, predictions),
@@ -246,13 +298,11 @@ class Engine:
                     losses.append(acc.gather_for_metrics(loss.detach().float().repeat(_batch_size(batch))))
         # Every process computes the same metrics from the same gathered data, so decisions
         # such as early stopping agree without another broadcast.
-        metrics = self.task.compute_metrics(self.cfg, self.metric_spec, batches, self.raw_eval)
+        metrics = self.task.compute_metrics(self.cfg, self.metric_spec, batches, raw)
         if losses:
             metrics["loss"] = torch.cat(losses).mean().item()
-        self.last_batches = batches
-        self.eval_samples_per_second = samples / max(time.perf_counter() - started, 1e-9)
         self.model.train()
-        return metrics
+        return metrics, batches, samples / max(time.perf_counter() - started, 1e-9)
 
     def _evaluate_and_log(self) -> dict:
         """Evaluate and append the scalars to metrics.jsonl (with time_s, so time-to-target can be read)."""
@@ -291,16 +341,26 @@ class Engine:
     # ------------------------------------------------------------------ save
     def _export(self, name: str, metrics: dict) -> None:
         acc = self.accelerator
+        self._stop_if_weights_diverged()
         acc.wait_for_everyone()
         if self.is_main:
             model = self._plain_model()
-            card = {"task": self.task.name, "pipeline_tag": self.task.pipeline_tag, "base_model": self.cfg.model_name_or_path,
-                    "data": (self.cfg.dataset_name or self.cfg.train_file or getattr(self.cfg, "train_dir", None)
-                             or "embedded sample data"),
-                    "metrics": split_scalars(metrics)[0], "steps": self.state.step, "command": " ".join(sys.argv)}
+            info = training_info(self.task.name, self.task.pipeline_tag, self.cfg, self.data_files, self.labels,
+                                 split_scalars(metrics)[0], self.state.step)
             with self.ema.swapped_in(model) if self.ema else nullcontext():
-                export_model(model, self.processor, self.run_dir / name, card)
+                export_model(model, self.processor, self.run_dir / name, info)
         acc.wait_for_everyone()
+
+    def _test_best(self) -> dict:
+        """Metrics of the model saved in best/ (EMA weights there when enabled) on the test split, scored once."""
+        acc, st = self.accelerator, self.state
+        plain = self._plain_model()
+        base = plain.get_base_model() if hasattr(plain, "get_base_model") else plain  # best/ holds merged LoRA
+        model = type(base).from_pretrained(self.run_dir / "best")
+        self.model, self.ema = acc.prepare_model(model, evaluation_mode=True), None  # best/ has the EMA weights
+        metrics, self.test_batches, _ = self._score(self.test_loader, self.raw_test, desc="test")
+        self.logger.log({f"test/{k}": v for k, v in split_scalars(metrics)[0].items()}, st.step, st.epoch)
+        return metrics
 
     def finish(self) -> dict:
         cfg, st, acc = self.cfg, self.state, self.accelerator
@@ -324,12 +384,17 @@ class Engine:
                         "train_data_wait_fraction": round(
                             self.data_seconds / max(self.train_seconds - self.pause_seconds, 1e-9), 4),
                         "precision": acc.mixed_precision, "num_processes": acc.num_processes})
+        test_metrics = self._test_best() if self.test_loader is not None else None
+        if test_metrics is not None:
+            results.update({f"test_{k}": v for k, v in split_scalars(test_metrics)[0].items()})
         self._release_training_memory()
         if self.is_main:
             write_results(self.run_dir, results)
             plot_run(self.run_dir, st.best_metrics, self.labels)
             if last_metrics:
                 self.task.eval_report(cfg, self.run_dir / "plots", self.last_batches, self.raw_eval, self.labels)
+            if test_metrics is not None:
+                self._report_test(test_metrics)
             if cfg.push_to_hub:
                 _push(self.run_dir / "best", cfg.hub_model_id)
             print(f"\nbest model   {self.run_dir / 'best'}  (step {st.best_step}, {self.metric_spec.main} "
@@ -339,6 +404,16 @@ class Engine:
         acc.end_training()
         return results
 
+
+    def _report_test(self, metrics: dict) -> None:
+        """test_results.json, the test metrics in best/'s training_info.json and card, and the test figures."""
+        test = {f"test_{k}": v for k, v in metrics.items()}
+        write_results(self.run_dir, {**test, "test_model_step": self.state.best_step}, "test_results.json")
+        add_test_metrics(self.run_dir / "best", split_scalars(metrics)[0])
+        out = self.run_dir / "test" / "plots"  # QA writes its predictions.json beside this plots folder
+        out.mkdir(parents=True, exist_ok=True)
+        plot_metric_figures(metrics, self.labels, out)
+        self.task.eval_report(self.cfg, out, self.test_batches, self.raw_test, self.labels)
 
     def _release_optimizer(self) -> None:
         self.optimizer.zero_grad(set_to_none=True)

@@ -24,6 +24,7 @@ from types import SimpleNamespace
 import torch
 from torch.utils.data import DataLoader
 
+from shared.checkpoint import read_training_info
 from shared.config import ConfigError, parse_config
 from shared.extras import require
 from shared.task import get_task
@@ -34,7 +35,10 @@ LATENCY_RUNS = 30
 def _task_name(model_dir: Path, given: str | None) -> str:
     if given:
         return given
-    card = model_dir / "README.md"
+    recorded = read_training_info(model_dir).get("task")
+    if recorded:
+        return recorded
+    card = model_dir / "README.md"  # a model saved before training_info.json: its card's tag names the task
     match = re.search(r"tags: \[finetune-suite, (\w+)\]", card.read_text()) if card.is_file() else None
     if not match:
         raise ConfigError(f"{model_dir}: no model card naming the task; pass --task")
@@ -119,7 +123,7 @@ def load_quantized(model_dir: str | Path, task_name: str | None = None) -> torch
     config = AutoConfig.from_pretrained(model_dir)
     labels = [config.id2label[i] for i in range(config.num_labels)]
     quantized = quantize_int8(task.build_model(cfg, labels).float().eval())
-    quantized.load_state_dict(torch.load(model_dir / "export" / "model_int8.pt", weights_only=False))
+    quantized.load_state_dict(torch.load(model_dir / "export" / "model_int8.pt", weights_only=True))
     return quantized
 
 
@@ -201,7 +205,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("model_dir", help="A best/ or last/ folder of a run (its run folder holds config.yaml).")
     parser.add_argument("--quantize", choices=["dynamic-int8", "none"], default="dynamic-int8")
     parser.add_argument("--onnx", action="store_true", help="Also export model.onnx and measure it in onnxruntime.")
-    parser.add_argument("--task", default=None, help="Task name; default: read from the model card.")
+    parser.add_argument("--task", default=None, help="Task name; default: read from training_info.json (or an older model card).")
     parser.add_argument("--max_eval_samples", type=int, default=None)
     args = parser.parse_args(argv)
     quantize = None if args.quantize == "none" else args.quantize

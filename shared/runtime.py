@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -9,7 +13,10 @@ import torch
 from accelerate import Accelerator, PartialState
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, broadcast_object_list
 
+from shared.checkpoint import find_checkpoint
 from shared.config import ConfigError
+
+RUN_FILES = ("config.yaml", "metrics.jsonl", "results.json", "train_state.json", "checkpoints")
 
 
 def cpu_has_native_bf16() -> bool:
@@ -97,17 +104,19 @@ def _newest_run_with_checkpoints(output_dir: Path) -> Path | None:
 def resolve_run_dir(task_name: str, cfg) -> Path:
     """The run folder: outputs/<task>/<run-name>; on resume, the folder of the checkpoint's run.
 
-    Chosen on the main process and broadcast, so every process writes to the same place.
+    Chosen on the main process and broadcast, so every process writes to the same place. A folder that
+    already holds a run is refused unless resuming or --overwrite_output_dir (which clears it): two runs
+    in one folder would prune each other's checkpoints and interleave their metrics.
     """
     output_dir = Path(cfg.output_dir or Path("outputs") / task_name)
     resume = cfg.resume_from_checkpoint
     if resume and resume != "latest":
-        checkpoint = Path(resume)
-        if not (checkpoint / "train_state.json").is_file():
-            raise ConfigError(f"--resume_from_checkpoint {resume}: not a complete checkpoint (no train_state.json)")
-        return checkpoint.resolve().parent.parent
+        return find_checkpoint(resume, None).resolve().parent.parent
     if cfg.run_name:
-        return output_dir / cfg.run_name
+        run_dir = output_dir / cfg.run_name
+        if resume != "latest":
+            _claim(run_dir, cfg.overwrite_output_dir)
+        return run_dir
     if resume == "latest":
         found = _newest_run_with_checkpoints(output_dir)
         if found is None:
@@ -117,7 +126,61 @@ def resolve_run_dir(task_name: str, cfg) -> Path:
     stamp = [time.strftime("%Y%m%d-%H%M%S")]
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         broadcast_object_list(stamp)
+    _claim(output_dir / stamp[0], cfg.overwrite_output_dir)
     return output_dir / stamp[0]
+
+
+def _claim(run_dir: Path, overwrite: bool) -> None:
+    """Refuse a folder holding another run's files, or clear them (main process) when asked to."""
+    found = [name for name in RUN_FILES if (run_dir / name).exists()]
+    PartialState().wait_for_everyone()  # every process looked before the main one clears anything
+    if not found:
+        return
+    if not overwrite:
+        raise ConfigError(f"{run_dir} already holds a run ({', '.join(found)}); choose another --run_name, resume it "
+                          "with --resume_from_checkpoint latest, or pass --overwrite_output_dir to replace it")
+    if PartialState().is_main_process:
+        for name in found:
+            target = run_dir / name
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
+    PartialState().wait_for_everyone()  # no process looks at the folder before it is cleared
+
+
+class StopSignals:
+    """SIGTERM (cluster preemption) and SIGINT (Ctrl-C) while training: note the first one, so the loop can
+    finish its optimizer step and checkpoint; a second one stops at once, as it would without this."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self):
+        self.received = 0
+        self.previous: dict = {}
+
+    def __enter__(self) -> "StopSignals":
+        if threading.current_thread() is threading.main_thread():  # signal handlers: main thread only
+            self.previous = {sig: signal.signal(sig, self._note) for sig in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        self.previous = {}
+
+    def _note(self, signum: int, frame) -> None:
+        if self.received:
+            self.__exit__()
+            signal.raise_signal(signum)
+            return
+        self.received = signum
+        print(f"\n{signal.Signals(signum).name} received: stopping after this optimizer step with a checkpoint "
+              "(send it again to stop at once)", file=sys.stderr, flush=True)
+
+    def received_by_any(self, accelerator) -> int:
+        """The signal number if any process got one (all processes stop together), else 0."""
+        if accelerator.num_processes == 1:
+            return self.received
+        flags = accelerator.gather(torch.tensor([self.received], device=accelerator.device))
+        return int(flags.max().item())
 
 
 def gather_eval_outputs(accelerator, value, pad_value=0):

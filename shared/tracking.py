@@ -27,8 +27,7 @@ class MetricsLogger:
 
     def _truncate_after(self, step: int) -> None:
         """A resumed run replays the steps after its checkpoint: drop their old lines first."""
-        lines = self.path.read_text().splitlines()
-        kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= step]
+        kept = [json.dumps(record) for record in self.history() if record.get("step", step + 1) <= step]
         self.path.write_text("".join(line + "\n" for line in kept))
 
     def log(self, metrics: dict, step: int, epoch: float) -> None:
@@ -45,23 +44,41 @@ class MetricsLogger:
     def history(self) -> list[dict]:
         if not self.path.exists():
             return []
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        return [record for record in map(_record, self.path.read_text(errors="replace").splitlines()) if record]
 
 
-def write_results(run_dir: Path, results: dict) -> Path:
-    path = run_dir / "results.json"
+def _record(line: str) -> dict | None:
+    """One metrics.jsonl line, or None for a torn one (what a crash or a full disk leaves at the end)."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def write_results(run_dir: Path, results: dict, name: str = "results.json") -> Path:
+    path = run_dir / name
     path.write_text(json.dumps(results, indent=1, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v)))
     return path
 
 
 def plot_run(run_dir: Path, metrics: dict, labels: list[str] | None) -> list[Path]:
-    """Curves from metrics.jsonl, plus per-class figures for whichever per-class metrics exist."""
+    """overview.png (every curve of the run, the test result marked), one figure per curve, and
+    per-class figures for whichever per-class metrics exist."""
     from shared import plots
 
     out = run_dir / "plots"
     out.mkdir(exist_ok=True)
-    written = plots.plot_training_curves(run_dir / "metrics.jsonl", out)
-    names = labels or []
+    overview = plots.plot_overview(run_dir / "metrics.jsonl", out / "overview.png")
+    written = ([overview] if overview else []) + plots.plot_training_curves(run_dir / "metrics.jsonl", out)
+    return written + plot_metric_figures(metrics, labels, out)
+
+
+def plot_metric_figures(metrics: dict, labels: list[str] | None, out: Path) -> list[Path]:
+    """Confusion matrix and per-class bars of one evaluation's metrics, for whichever of them exist."""
+    from shared import plots
+
+    written, names = [], labels or []
     if metrics.get("confusion_matrix") is not None:
         size = len(metrics["confusion_matrix"])
         names_cm = names if len(names) == size else [str(i) for i in range(size)]

@@ -58,7 +58,7 @@ def _objective(task, cfg, study_dir: Path):
         trial_cfg = sample_config(trial, cfg)
         trial_cfg = dataclasses.replace(trial_cfg, hpo_trials=0, output_dir=str(study_dir),
                                         run_name=f"trial_{trial.number:04d}", save_strategy="no",
-                                        resume_from_checkpoint=None, push_to_hub=False,
+                                        resume_from_checkpoint=None, push_to_hub=False, overwrite_output_dir=True,
                                         data_report=trial.number == 0)
         sign = {}
 
