@@ -1,0 +1,354 @@
+"""Batch prediction with a saved model: the engine's eval path, streamed to a file in input order on the main process."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+import torch
+import yaml
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from shared.config import ConfigError, _Parser
+from shared.data import DataError
+from shared.evaluation import split_scalars
+from shared.runtime import build_accelerator, gather_eval_outputs, start_processes
+from shared.task import Task
+from shared.vision import check_image
+
+
+@dataclass
+class PredictArguments:
+    """Options of every predict.py; a task's Predictions.options_class adds its own."""
+
+    input: Optional[str] = field(default=None, metadata={"help": "File or folder to predict, in the training formats."})
+    output: Optional[str] = field(default=None, metadata={"help": "Where the predictions go (format by suffix)."})
+    strict: bool = field(default=False, metadata={"help": "Stop at the first unreadable image instead of skipping it."})
+    max_predict_samples: Optional[int] = field(default=None, metadata={"help": "Predict only the first N inputs."})
+
+
+# ---------------------------------------------------------------- writers: a temporary name, renamed when complete
+class Writer:
+    """Streams records to `<dir>/.<name>.partial`; commit() renames it to the final name, abort() removes it."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.tmp = self.path.with_name(f".{self.path.name}.partial")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.handle = self.tmp.open("w", newline="", encoding="utf-8")
+
+    def write(self, records: list) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        """Closing text (a JSON bracket) before the rename."""
+
+    def commit(self) -> None:
+        self.finish()
+        self.handle.close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        self.handle.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+class JsonLinesWriter(Writer):
+    def write(self, records: list) -> None:
+        self.handle.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+
+
+class CsvWriter(Writer):
+    def __init__(self, path: str | Path, columns: list[str]):
+        import csv
+
+        super().__init__(path)
+        self.rows = csv.DictWriter(self.handle, fieldnames=columns)
+        self.rows.writeheader()
+
+    def write(self, records: list) -> None:
+        self.rows.writerows(records)
+
+
+class JsonListWriter(Writer):
+    """A JSON array written one element at a time (COCO results)."""
+
+    def __init__(self, path: str | Path):
+        super().__init__(path)
+        self.handle.write("[")
+        self.count = 0
+
+    def write(self, records: list) -> None:
+        for record in records:
+            self.handle.write(("," if self.count else "") + "\n" + json.dumps(record, ensure_ascii=False))
+            self.count += 1
+
+    def finish(self) -> None:
+        self.handle.write("\n]\n")
+
+
+class JsonMapWriter(Writer):
+    """A JSON object written one (key, value) pair at a time (SQuAD predictions.json)."""
+
+    def __init__(self, path: str | Path):
+        super().__init__(path)
+        self.handle.write("{")
+        self.count = 0
+
+    def write(self, records: list) -> None:
+        for key, value in records:
+            self.handle.write(("," if self.count else "") + f"\n{json.dumps(key)}: "
+                              f"{json.dumps(value, ensure_ascii=False)}")
+            self.count += 1
+
+    def finish(self) -> None:
+        self.handle.write("\n}\n")
+
+
+class FolderWriter:
+    """Files (name, PIL image) saved into `<parent>/.<name>.partial/`, renamed to the folder at the end."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.tmp = self.path.with_name(f".{self.path.name}.partial")
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.tmp.mkdir(parents=True)
+
+    def write(self, records: list) -> None:
+        for name, image in records:
+            image.save(self.tmp / name)
+
+    def commit(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class Writers:
+    """Several outputs written and committed together (QA: predictions.json and its JSONL)."""
+
+    def __init__(self, *writers):
+        self.writers = [w for w in writers if w is not None]
+
+    def write(self, records: list) -> None:
+        raise NotImplementedError  # the format splits its records between writers itself
+
+    def commit(self) -> None:
+        for writer in self.writers:
+            writer.commit()
+
+    def abort(self) -> None:
+        for writer in self.writers:
+            writer.abort()
+
+
+# ---------------------------------------------------------------- the format hooks of a task
+class Predictions:
+    """What a task's predictions.py supplies: reading inputs and writing records. Defaults run the eval hooks."""
+
+    options_class: type = PredictArguments
+    suffixes: tuple[str, ...] = ()  # accepted --output suffixes; () = a folder
+
+    def labels(self, model_config) -> list[str] | None:
+        """Label names in id order, from the saved model's config."""
+        id2label = getattr(model_config, "id2label", None) or {}
+        return [id2label[i] for i in sorted(id2label)] or None
+
+    def setup(self, task: Task, cfg, labels: list[str] | None) -> None:
+        """Give the task the state its load_data would have derived from training data."""
+
+    def read(self, task: Task, cfg, opts, labels: list[str] | None):
+        """(raw rows as a Dataset in the task's validation-split shape, whether they carry labels)."""
+        raise NotImplementedError
+
+    def build(self, task: Task, cfg, labels: list[str] | None):
+        """(processor, model) from the saved model."""
+        from shared.engine import _build_model
+
+        return _build_model(task, cfg, labels)
+
+    def dataset(self, task: Task, cfg, processor, raw, labelled: bool):
+        return task.preprocess(cfg, processor, raw, "validation")
+
+    def collate(self, task: Task, cfg, processor):
+        return task.collate_fn(cfg, processor)
+
+    def step(self, task: Task, cfg, model, batch) -> tuple[Any, Any]:
+        """(predictions, references) of one batch, before gathering."""
+        _, predictions, references = task.eval_step(model, batch)
+        return predictions, references
+
+    def writer(self, cfg, opts, labels: list[str] | None):
+        raise NotImplementedError
+
+    def records(self, cfg, opts, labels: list[str] | None, predictions, rows: list[dict]) -> list:
+        """What the writer gets for one gathered batch; `rows` are the raw inputs (images not decoded)."""
+        raise NotImplementedError
+
+    def metrics(self, task: Task, cfg, batches: list[tuple], raw) -> dict:
+        return task.compute_metrics(cfg, task.metric(cfg), batches, raw)
+
+    def summary(self) -> str:
+        """A line printed at the end (skipped images, files drawn)."""
+        return ""
+
+
+# ---------------------------------------------------------------- helpers for the formats
+def readable_images(paths: Iterable[str], names: Iterable[str], strict: bool) -> tuple[list[int], list[str]]:
+    """Indices of the images that open, and one message per image that does not (DataError under --strict)."""
+    kept, skipped = [], []
+    for index, (path, name) in enumerate(zip(paths, names)):
+        try:
+            check_image(path, name)
+        except DataError as err:
+            if strict:
+                raise DataError(f"{err} (--strict)") from None
+            skipped.append(str(err))
+            continue
+        kept.append(index)
+    if skipped:
+        print(f"warning: skipping {len(skipped)} unreadable image(s) of {len(kept) + len(skipped)}; first: "
+              f"{skipped[0]} (pass --strict to stop instead)")
+    if not kept:
+        raise DataError("no readable images to predict" + (f"; first problem: {skipped[0]}" if skipped else ""))
+    return kept, skipped
+
+
+def check_suffix(output: str, suffixes: tuple[str, ...]) -> None:
+    suffix = Path(output).suffix.lower()
+    if suffixes and suffix not in suffixes:
+        raise ConfigError(f"--output {output}: expected a file ending in {' or '.join(suffixes)}")
+    if not suffixes and suffix:
+        raise ConfigError(f"--output {output}: this task writes one file per image; give a folder name")
+
+
+# ---------------------------------------------------------------- the loop
+def parse_predict_args(task: Task, fmt: Predictions, args: list[str] | None):
+    """(task config, predict options); the run's config.yaml beside the model folder supplies the defaults."""
+    args = list(sys.argv[1:] if args is None else args)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--model_name_or_path")
+    known, _ = pre.parse_known_args(args)
+    parser = _Parser([task.config_class, fmt.options_class], allow_abbrev=False)
+    run_config = Path(known.model_name_or_path or ".").parent / "config.yaml"
+    if known.model_name_or_path and run_config.is_file():
+        names = {f.name for f in dataclasses.fields(task.config_class)} - {"model_name_or_path", "config"}
+        saved = yaml.safe_load(run_config.read_text()) or {}
+        parser.set_defaults(**{k: v for k, v in saved.items() if k in names})
+    try:
+        cfg, opts = parser.parse_args_into_dataclasses(args=args)
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
+    if not opts.input or not opts.output or not known.model_name_or_path:
+        raise ConfigError("give --model_name_or_path <run>/best, --input <file or folder> and --output <path>")
+    check_suffix(opts.output, fmt.suffixes)
+    return cfg, opts
+
+
+def _undecoded(raw):
+    """The raw rows with image columns left as paths, so writing a batch's records decodes nothing."""
+    import datasets
+
+    for name, feature in raw.features.items():
+        if isinstance(feature, datasets.Image):
+            raw = raw.cast_column(name, datasets.Image(decode=False))
+    return raw
+
+
+def predict(task: Task, fmt: Predictions, cfg, opts) -> dict:
+    """Predict every input once (sharded over processes); the main process writes records in input order."""
+    from transformers import AutoConfig
+
+    start_processes()
+    accelerator = build_accelerator(cfg, Path(opts.output).parent)
+    try:
+        model_config = AutoConfig.from_pretrained(cfg.model_name_or_path)
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"--model_name_or_path {cfg.model_name_or_path}: not a saved model folder ({err})") from None
+    labels = fmt.labels(model_config)
+    fmt.setup(task, cfg, labels)
+    with accelerator.main_process_first():
+        raw, labelled = fmt.read(task, cfg, opts, labels)
+        if opts.max_predict_samples:
+            raw = raw.select(range(min(opts.max_predict_samples, len(raw))))
+        processor, model = fmt.build(task, cfg, labels)
+        dataset = fmt.dataset(task, cfg, processor, raw, labelled)
+    loader = DataLoader(dataset, batch_size=cfg.per_device_eval_batch_size, shuffle=False,
+                        collate_fn=fmt.collate(task, cfg, processor), num_workers=cfg.dataloader_num_workers)
+    if isinstance(model, torch.nn.Module):
+        model.eval()
+        model, loader = accelerator.prepare(model, loader)
+    else:  # a pipeline: only the loader is sharded
+        loader = accelerator.prepare(loader)
+    rows = _undecoded(raw)
+    accelerator.print(f"[{task.name}] predicting {len(raw)} inputs from {opts.input} with {cfg.model_name_or_path}\n"
+                      f"  processes {accelerator.num_processes} ({accelerator.distributed_type.value}), device "
+                      f"{accelerator.device}, precision {accelerator.mixed_precision}, batch "
+                      f"{cfg.per_device_eval_batch_size} per process, labels in the input: {'yes' if labelled else 'no'}")
+    main = accelerator.is_main_process
+    writer = fmt.writer(cfg, opts, labels) if main else None
+    batches, done = [], 0
+    bar = tqdm(total=len(raw), unit="input", desc="predict", disable=not accelerator.is_local_main_process)
+    try:
+        with torch.no_grad():
+            for batch in loader:
+                predictions, references = fmt.step(task, cfg, model, batch)
+                predictions = gather_eval_outputs(accelerator, predictions)
+                references = gather_eval_outputs(accelerator, references, task.reference_pad_value)
+                if labelled:
+                    batches.append((predictions, references))
+                count = len(predictions)
+                if main:  # the gathered batch is rows done..done+count of the input, in order
+                    writer.write(fmt.records(cfg, opts, labels, predictions,
+                                             rows.select(range(done, done + count)).to_list()))
+                done += count
+                bar.update(count)
+        bar.close()
+        metrics = fmt.metrics(task, cfg, batches, raw) if labelled else {}
+        if main:
+            writer.commit()
+    except BaseException:
+        if main:
+            writer.abort()
+        raise
+    scalars, others = split_scalars(metrics)
+    results = {f"predict_{k}": v for k, v in {**scalars, **others}.items()}
+    results.update({"predict_samples": done, "model": str(cfg.model_name_or_path), "input": str(opts.input)})
+    if main:
+        if labelled:
+            _write_json(Path(opts.output).parent / "predict_results.json", results)
+        note = fmt.summary()
+        print(f"\npredictions  {opts.output}  ({done} inputs)" + (f"\n{note}" if note else "")
+              + (f"\nmetrics      {Path(opts.output).parent / 'predict_results.json'}: "
+                 + ", ".join(f"{k} {v:.4f}" for k, v in results.items() if isinstance(v, float)) if labelled else ""))
+    accelerator.end_training()
+    return results
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(json.dumps(data, indent=1, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v)))
+    os.replace(tmp, path)
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Every image under `folder` (recursively), in sorted path order: the order predictions are written in."""
+    from shared.vision import IMAGE_EXTENSIONS
+
+    root = Path(folder)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such folder")
+    images = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+                    and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    if not images:
+        raise DataError(f"{root}: no images (extensions {sorted(IMAGE_EXTENSIONS)[:8]}...)")
+    return images

@@ -1,0 +1,113 @@
+"""Object detection prediction format: images (or a COCO folder) in, COCO results JSON out, boxes drawn on request."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import datasets
+from PIL import Image
+
+from shared.data import DataError
+from shared.predict import FolderWriter, JsonListWriter, PredictArguments, Predictions, Writers, list_images, readable_images
+from shared.vision import to_rgb
+from tasks.object_detection.data import ANNOTATION_FILE, FEATURES, coco_categories, load_coco_folder
+from tasks.object_detection.drawing import draw_detections
+
+
+@dataclass
+class DetectionPredictArguments(PredictArguments):
+    threshold: float = field(default=0.0, metadata={
+        "help": "Boxes scoring below this are left out of the JSON (COCO evaluation wants them all: keep 0)."})
+    draw_dir: Optional[str] = field(default=None, metadata={"help": "Also write each image with its boxes drawn here."})
+    draw_threshold: float = field(default=0.3, metadata={"help": "Score from which a box is drawn."})
+
+
+class DetectionWriter(Writers):
+    """The COCO results list and, with --draw_dir, one drawn image per input."""
+
+    def __init__(self, opts):
+        super().__init__(JsonListWriter(opts.output), FolderWriter(opts.draw_dir) if opts.draw_dir else None)
+
+    def write(self, records: list) -> None:
+        results, *drawings = self.writers
+        results.write([entry for entries, _ in records for entry in entries])
+        if drawings:
+            drawings[0].write([drawn for _, drawn in records])
+
+
+class ObjectDetectionPredictions(Predictions):
+    options_class = DetectionPredictArguments
+    suffixes = (".json",)
+
+    def __init__(self):
+        self.skipped: list[str] = []
+        self.category_ids: list[int] | None = None
+
+    def setup(self, task, cfg, labels) -> None:
+        task.names = list(labels)
+
+    def read(self, task, cfg, opts, labels):
+        """A COCO folder (images + _annotations.coco.json: labelled, its ids kept) or any folder of images."""
+        folder = Path(opts.input)
+        if (folder / ANNOTATION_FILE).is_file():
+            categories = coco_categories(folder)
+            unknown = [name for _, name in categories if name not in labels]
+            if unknown:
+                raise DataError(f"{folder / ANNOTATION_FILE}: categories {unknown} are not among the model's "
+                                f"labels {labels}")
+            ids = dict((name, cid) for cid, name in categories)
+            self.category_ids = [ids.get(name, i) for i, name in enumerate(labels)]
+            data = load_coco_folder(folder, {cid: labels.index(name) for cid, name in categories}, verify_images=False)
+            labelled = True
+        else:
+            paths = list_images(folder)
+            sizes = [_size(p) for p in paths]
+            data = datasets.Dataset.from_dict({
+                "image": [str(p) for p in paths], "image_id": list(range(len(paths))),
+                "width": [w for w, _ in sizes], "height": [h for _, h in sizes],
+                "objects": [{"bbox": [], "category": []}] * len(paths)}, features=FEATURES)
+            labelled = False
+        paths = data.cast_column("image", datasets.Image(decode=False))["image"]
+        kept, self.skipped = readable_images([p["path"] for p in paths], [p["path"] for p in paths], opts.strict)
+        return (data if len(kept) == len(data) else data.select(kept)), labelled
+
+    def step(self, task, cfg, model, batch):
+        outputs = model(**{k: v for k, v in batch.items() if k != "labels"})  # no loss: nothing to learn from
+        return task.postprocess(batch, outputs)
+
+    def writer(self, cfg, opts, labels):
+        return DetectionWriter(opts)
+
+    def records(self, cfg, opts, labels, predictions, rows) -> list[tuple]:
+        out = []
+        for prediction, row in zip(predictions, rows):
+            entries = []
+            for box, score, label in zip(prediction["boxes"], prediction["scores"], prediction["labels"]):
+                if score < opts.threshold:
+                    continue
+                x0, y0, x1, y1 = (float(v) for v in box)
+                category = self.category_ids[int(label)] if self.category_ids else int(label)
+                entries.append({"image_id": int(row["image_id"]), "category_id": category,
+                                "bbox": [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)],
+                                "score": round(float(score), 5), "file_name": Path(row["image"]["path"]).name})
+            drawn = None
+            if opts.draw_dir:
+                image = draw_detections(to_rgb(Image.open(row["image"]["path"])), prediction, labels, opts.draw_threshold)
+                drawn = (Path(row["image"]["path"]).stem + ".png", image)
+            out.append((entries, drawn))
+        return out
+
+    def summary(self) -> str:
+        return f"skipped      {len(self.skipped)} unreadable image(s); first: {self.skipped[0]}" if self.skipped else ""
+
+
+def _size(path: Path) -> tuple[int, int]:
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except Exception:  # unreadable: reported (and skipped) by readable_images right after
+        return 0, 0
+
+
+PREDICTIONS = ObjectDetectionPredictions()
