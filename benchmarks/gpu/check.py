@@ -1,6 +1,6 @@
 """The prepared CUDA check: every task's training at fp16/bf16/auto, kill and resume, multi-GPU, speed vs Trainer.
 
-    bash benchmarks/gpu/run.sh OUTDIR [--dry-run] [--budget_s 400] [--peak_tflops N] [--tasks a b ...]
+    bash benchmarks/gpu/run.sh OUTDIR [--dry-run] [--budget_s 360] [--peak_tflops N] [--tasks a b ...]
 
 Writes OUTDIR/report.json and OUTDIR/report.md. Exit 0: every check that ran passed; 1: a check failed or
 did not fit in the time budget; 3: no CUDA GPU (run.sh says so in one line before anything starts).
@@ -25,10 +25,11 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("outdir")
     parser.add_argument("--dry-run", action="store_true", help="CPU plumbing check: one task, fp32, tiny speed pair")
-    parser.add_argument("--budget_s", type=float, default=400.0, help="no job starts after this many seconds")
+    parser.add_argument("--budget_s", type=float, default=360.0, help="no job starts after this many seconds")
     parser.add_argument("--concurrency", type=int, default=0, help="jobs side by side (default: 6 on GPU, 2 dry)")
     parser.add_argument("--peak_tflops", type=float, default=None, help="the GPU's dense bf16 peak, for MFU")
     parser.add_argument("--tasks", nargs="+", default=None, help="default: every registered task (dry: one)")
+    parser.add_argument("--precisions", nargs="+", default=None, help="default: fp16 bf16 auto (dry: no)")
     parser.add_argument("--speed_rows", type=int, default=0, help="text speed pair rows (default 32000, dry 64)")
     parser.add_argument("--speed_batch", type=int, default=0, help="text speed pair batch (default 128, dry 16)")
     parser.add_argument("--keep_work", action="store_true", help="keep the temporary run folders")
@@ -67,9 +68,12 @@ def run(args: argparse.Namespace) -> int:
     work = Path(tempfile.mkdtemp(prefix="gpu_check_"))
     env = base_env(work / "cache", dry)
     os.environ.update({k: env[k] for k in ("FINETUNE_SUITE_CACHE", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE",
-                                           "TRANSFORMERS_OFFLINE", "TOKENIZERS_PARALLELISM")})
+                                           "TRANSFORMERS_OFFLINE", "TOKENIZERS_PARALLELISM", "HF_HOME")})
     import tasks  # noqa: F401  (registers every task and the project's pipeline tags)
     from shared.task import list_tasks
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # the report is the output; a bar per saved fixture hides it
 
     registered = list_tasks()
     names = args.tasks or (["text_classification"] if dry else registered)
@@ -79,8 +83,8 @@ def run(args: argparse.Namespace) -> int:
     if "image_classification" in built and not dry:
         from shared.models import resolve_model
         resolve_model("mobilenetv2")  # convert the carried wheel once, before parallel runs read the cache
-    runs = [r for name, fixture in built.items()
-            for r in task_runs(name, fixture, work, ["no"] if dry else ["fp16", "bf16", "auto"], dry)]
+    precisions = args.precisions or (["no"] if dry else ["fp16", "bf16", "auto"])
+    runs = [r for name, fixture in built.items() for r in task_runs(name, fixture, work, precisions, dry)]
     text = built.get("text_classification")
     resume_jobs = resume.jobs(text, work, "no" if dry else "fp16", noise_run=not dry) if text else {}
     runner = Runner(env, started + args.budget_s, gpus, args.concurrency or (2 if dry else 6))

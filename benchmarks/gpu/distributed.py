@@ -8,6 +8,7 @@ from benchmarks.gpu.fixtures import TaskFixture
 from benchmarks.gpu.jobs import ROOT, Job, launch
 
 SCRIPT = "tasks/text_classification/train.py"
+FSDP = ("--config_file", str(ROOT / "accelerate_config_fsdp.yaml"))
 
 
 def jobs(fixture: TaskFixture, work: Path) -> dict[str, Job]:
@@ -19,12 +20,12 @@ def jobs(fixture: TaskFixture, work: Path) -> dict[str, Job]:
 
     logs = work / "logs"
     return {
-        "two": Job("two processes over NCCL", launch(SCRIPT, *flags("two", "8"), processes=2), logs / "nccl-two.log"),
+        "two": Job("two processes over NCCL", launch(SCRIPT, *flags("two", "8"), processes=2),
+                   logs / "nccl-two.log"),
         "one": Job("one process, global batch", launch(SCRIPT, *flags("one", "16")), logs / "nccl-one.log"),
         "fsdp": Job("FSDP, two processes", launch(SCRIPT, *flags("fsdp", "8", "--max_train_steps", "2",
-                                                                 "--eval_strategy", "end"), processes=2,
-                                                  launcher=("--config_file", str(ROOT / "accelerate_config_fsdp.yaml"))),
-                     logs / "fsdp.log"),
+                                                                 "--eval_strategy", "end"), processes=2, launcher=FSDP),
+                    logs / "fsdp.log"),
     }
 
 

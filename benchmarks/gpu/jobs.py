@@ -41,11 +41,12 @@ class Job:
 
 
 def base_env(cache: Path, dry_run: bool) -> dict:
-    """Offline, this checkout first on the path (after the carried wheels), one shared backbone cache."""
+    """Offline, this checkout first on the path (after the carried wheels), one shared backbone cache, and an
+    empty HF_HOME: no accelerate default config or hub login left on the machine changes the launches."""
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": path, "FINETUNE_SUITE_CACHE": str(cache),
-           "PYTHONUNBUFFERED": "1"}
+           "PYTHONUNBUFFERED": "1", "HF_HOME": str(cache / "hf_home")}
     if dry_run:
         env["CUDA_VISIBLE_DEVICES"] = ""
     return env

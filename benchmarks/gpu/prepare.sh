@@ -28,7 +28,9 @@ PACKAGES=("datasets==$(version datasets)" "evaluate==$(version evaluate)" "dill=
 SEQEVAL="seqeval==$(version seqeval)"
 
 rm -rf "$WHEELS" && mkdir -p "$WHEELS"
-"$PYTHON" -m pip download --disable-pip-version-check --quiet -d "$WHEELS" "${BINARY[@]}" "${PACKAGES[@]}" 2>&1 | { grep -v "is ignored: it is neither" || true; }
+# (the grep drops pip's notes about index folders of this machine's pip config that do not exist)
+"$PYTHON" -m pip download --disable-pip-version-check --quiet -d "$WHEELS" "${BINARY[@]}" "${PACKAGES[@]}" 2>&1 \
+    | { grep -v "is ignored: it is neither" || true; }
 # seqeval is published as a source archive only: build its (pure-Python) wheel here.
 "$PYTHON" -m pip wheel --disable-pip-version-check --quiet --no-deps -w "$WHEELS" "$SEQEVAL"
 
@@ -38,8 +40,8 @@ wheel_bytes=$(du -cb "$WHEELS"/*.whl | tail -1 | cut -f1)
 tree_bytes=$(cd "$ROOT" && git ls-files -z --cached --others --exclude-standard | xargs -0 du -cb 2>/dev/null \
              | awk '$2 == "total" {s += $1} END {print s + 0}')
 total=$((wheel_bytes + tree_bytes))
-printf 'wheels %.1f MiB + working tree %.1f MiB = %.1f MiB (limit 64 MiB)\n' \
-    "$(echo "$wheel_bytes / 1048576" | bc -l)" "$(echo "$tree_bytes / 1048576" | bc -l)" "$(echo "$total / 1048576" | bc -l)"
+mib() { echo "scale=1; $1 / 1048576" | bc; }
+echo "wheels $(mib "$wheel_bytes") MiB + working tree $(mib "$tree_bytes") MiB = $(mib "$total") MiB (limit 64 MiB)"
 if [ "$total" -gt "$LIMIT_BYTES" ]; then
     echo "over the 64 MiB that can travel: drop a wheel or untracked files" >&2
     exit 1

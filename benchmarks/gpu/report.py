@@ -43,8 +43,9 @@ def _sections(report: dict) -> list[str]:
     if resume and "checkpoints" in resume:
         out += [f"{resume['precision']}, killed after checkpoint {resume['killed_after_step']}; optimizer steps "
                 f"skipped by the scaler: {resume['skipped_steps']}. Weights: resumed vs unbroken max |diff| "
-                f"{resume['weight_diff_resumed_vs_unbroken']:.3g}, two unbroken runs {resume['weight_noise_two_unbroken_runs']:.3g}, "
-                f"allowed {resume['allowed']:.3g}. Tolerance: {resume['tolerance']}",
+                f"{resume['weight_diff_resumed_vs_unbroken']:.3g}, two unbroken runs "
+                f"{resume['weight_noise_two_unbroken_runs']:.3g}, allowed {resume['allowed']:.3g}. "
+                f"Tolerance: {resume['tolerance']}",
                 markdown_table([{"step": s, **{f"unbroken {k}": v for k, v in c["unbroken"].items()},
                                  **{f"resumed {k}": v for k, v in c["resumed"].items()}}
                                 for s, c in resume["checkpoints"].items()],

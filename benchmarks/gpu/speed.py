@@ -16,7 +16,7 @@ from benchmarks.gpu.jobs import ROOT, Job
 
 # Dense bf16 tensor-core peaks in TFLOP/s. Spec-sheet values (SXM/PCIe as named) unless marked measured.
 PEAK_BF16_TFLOPS = {
-    "H200": (790.0, "measured here: 8192^3 bf16 matmul, 2026-10-28 (spec sheet 989)"),
+    "H200": (790.0, "8192^3 bf16 matmul as measured on the lent H200, ../shared/STACK_NOTES.md (spec sheet 989)"),
     "H100 SXM": (989.0, "spec sheet"), "H100 PCIe": (756.0, "spec sheet"), "H100": (989.0, "spec sheet (SXM)"),
     "A100": (312.0, "spec sheet"), "L40S": (362.0, "spec sheet"), "L4": (121.0, "spec sheet"),
     "A10": (125.0, "spec sheet"), "RTX 4090": (165.0, "spec sheet (FP32 accumulate)"),
@@ -71,9 +71,9 @@ def _long_reviews(n: int, seed: int) -> list[tuple[str, str]]:
 
 
 def _pair(task: str, flags: list[str], work: Path, precision: str) -> SpeedPair:
-    recipe, logs, measured = RECIPES[task], work / "logs", {}
+    recipe, logs = RECIPES[task], work / "logs"
     measure = [sys.executable, str(ROOT / "benchmarks" / "gpu" / "measure.py")]
-    measured["ours"], measured["trainer"] = work / "speed" / f"{task}-ours.json", work / "speed" / f"{task}-trainer.json"
+    measured = {side: work / "speed" / f"{task}-{side}.json" for side in ("ours", "trainer")}
     ours = Job(f"speed {task} ours", [*measure, str(measured["ours"]), str(ROOT / f"tasks/{task}/train.py"), "--config",
                                       recipe, *flags, "--mixed_precision", precision, "--eval_strategy", "end",
                                       "--save_strategy", "no", "--output_dir", str(work / "speed" / f"{task}-ours"),
@@ -104,7 +104,7 @@ def pairs(work: Path, dry_run: bool, rows: int, batch: int) -> list[SpeedPair]:
         from tasks.image_classification.sample_data import write_image_folder
 
         # 128 px: the processor resizes to 224 either way, and small files keep the decode from dominating
-        images = write_image_folder(data / "images", {"train": 640, "validation": 64}, size=128)
+        images = write_image_folder(data / "images", {"train": 160, "validation": 16}, size=128)  # x 4 classes
         found.append(_pair("image_classification", [
             "--model_name_or_path", "mobilenetv2", "--train_dir", str(images / "train"), "--validation_dir",
             str(images / "validation"), "--per_device_train_batch_size", "64", "--num_train_epochs", "3",

@@ -55,6 +55,10 @@ def _history(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 
+def _rounded(value):
+    return round(value, 4) if isinstance(value, float) else value
+
+
 def verify(run: TaskRun, dry_run: bool, probe: bool) -> dict:
     """The run's facts and its failures (an empty list: passed)."""
     row = {"task": run.task, "precision_asked": run.precision, "model": run.fixture.model,
@@ -69,7 +73,7 @@ def verify(run: TaskRun, dry_run: bool, probe: bool) -> dict:
     main = results.get("main_metric")
     row.update(precision=results.get("precision"), steps=results.get("global_step"),
                first_loss=round(losses[0], 4) if losses else None, last_loss=round(losses[-1], 4) if losses else None,
-               evaluations=len(evals), main_metric=main, value=results.get(f"eval_{main}"))
+               evaluations=len(evals), main_metric=main, value=_rounded(results.get(f"eval_{main}")))
     device = next((line.split("device ")[1].split(",")[0] for line in run.job.tail(100000).splitlines()
                    if "processes 1 (" in line and "device " in line), None)
     row["device"] = device
