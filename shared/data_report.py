@@ -121,12 +121,12 @@ def _split_report(dataset, row_key: Callable[[dict], str]) -> tuple[dict, dict[s
     return report, first_row
 
 
-def build_data_report(data: DatasetDict, row_key: Callable[[dict], str | None]) -> dict:
-    """The report as a dict; `row_key(example)` may return None to use the default key."""
+def build_data_report(data: DatasetDict, row_key: Callable[[dict], str | None], warnings: list[str] = ()) -> dict:
+    """The report as a dict; `row_key(example)` may return None to use the default key; `warnings` are the task's."""
     splits, keys = {}, {}
     for name, dataset in data.items():
         splits[name], keys[name] = _split_report(dataset, row_key)
-    report = {"splits": splits, "warnings": []}
+    report = {"splits": splits, "warnings": list(warnings)}
     if "train" in keys and "validation" in keys:
         overlap = sorted(row for key, row in keys["validation"].items() if key in keys["train"])
         report["validation_rows_in_train"] = len(overlap)
@@ -166,8 +166,8 @@ def summary_lines(report: dict) -> list[str]:
 
 
 def write_data_report(data: DatasetDict, row_key: Callable[[dict], str | None], run_dir: Path,
-                      log: Callable[[str], None] = print) -> dict:
-    report = build_data_report(data, row_key)
+                      log: Callable[[str], None] = print, warnings: list[str] = ()) -> dict:
+    report = build_data_report(data, row_key, warnings)
     (Path(run_dir) / "data_report.json").write_text(json.dumps(report, indent=1, default=str))
     log("\n".join(summary_lines(report)))
     return report

@@ -117,6 +117,10 @@ class Task:
         """Logits with classes on dim 1 ([B, C] or per position [B, C, H, W]) for --teacher_model."""
         return getattr(outputs, "logits", None)
 
+    def data_warnings(self, cfg, data) -> list[str]:
+        """Task findings for the data report's warnings (for example tags repaired while reading)."""
+        return []
+
     def row_key(self, example: dict) -> str | None:
         """What makes two raw rows the same example, for the data report's duplicate and overlap counts.
 
