@@ -86,7 +86,9 @@ class ObjectDetectionPredictions(Predictions):
             for box, score, label in zip(prediction["boxes"], prediction["scores"], prediction["labels"]):
                 if score < opts.threshold:
                     continue
-                x0, y0, x1, y1 = (float(v) for v in box)
+                width, height = row["width"] or float("inf"), row["height"] or float("inf")
+                x0, x1 = (min(max(float(v), 0.0), width) for v in box[0::2])  # inside the image, as COCO boxes are
+                y0, y1 = (min(max(float(v), 0.0), height) for v in box[1::2])
                 category = self.category_ids[int(label)] if self.category_ids else int(label)
                 entries.append({"image_id": int(row["image_id"]), "category_id": category,
                                 "bbox": [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)],
