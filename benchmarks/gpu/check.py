@@ -55,6 +55,18 @@ def _fixtures(names: list[str], work: Path, dry_run: bool, failures: list[dict])
     return built
 
 
+def _run_phases(runner, deadline: float, dry: bool, trainings: list, speed_jobs: list, multi: list) -> None:
+    """Trainings side by side, then each speed run alone, then the multi-GPU launches. Each phase has its own
+    deadline (60% of what is left, then what is left minus 60 s for the multi-GPU launches, then the rest), so
+    a slow first phase leaves the later ones time to run."""
+    runner.deadline = time.monotonic() + 0.6 * (deadline - time.monotonic())
+    runner.run(trainings)
+    runner.deadline = deadline - (60 if multi else 0)
+    (runner.run if dry else runner.run_alone)(speed_jobs)  # a dry run's timings mean nothing: side by side
+    runner.deadline = deadline
+    runner.run_alone(multi)
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -87,13 +99,11 @@ def run(args: argparse.Namespace) -> int:
     runs = [r for name, fixture in built.items() for r in task_runs(name, fixture, work, precisions, dry)]
     text = built.get("text_classification")
     resume_jobs = resume.jobs(text, work, "no" if dry else "fp16", noise_run=not dry) if text else {}
-    runner = Runner(env, started + args.budget_s, gpus, args.concurrency or (2 if dry else 6))
-    runner.run([r.job for r in runs] + list(resume_jobs.values()))
     pairs = speed.pairs(work, dry, args.speed_rows or (64 if dry else 32000), args.speed_batch or (16 if dry else 128))
-    speed_jobs = [job for pair in pairs for job in (pair.ours, pair.trainer)]
-    (runner.run if dry else runner.run_alone)(speed_jobs)  # a dry run's timings mean nothing: side by side
     multi = distributed.jobs(text, work) if text and gpus >= 2 else {}
-    runner.run_alone(list(multi.values()))
+    _run_phases(Runner(env, 0.0, gpus, args.concurrency or (2 if dry else 6)), started + args.budget_s, dry,
+                [r.job for r in runs] + list(resume_jobs.values()),
+                [job for pair in pairs for job in (pair.ours, pair.trainer)], list(multi.values()))
 
     report["trainings"] = [verify(r, dry, probe=True) for r in runs]
     report["resume"] = resume.verify(resume_jobs, work, "no" if dry else "fp16") if text else None

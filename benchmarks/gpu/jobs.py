@@ -100,7 +100,12 @@ class Runner:
 
     def _chain(self, job: Job | None, all_gpus: bool) -> None:
         gpu = None if all_gpus else self._gpu()
-        env = {**self.env, **({"CUDA_VISIBLE_DEVICES": gpu} if gpu is not None else {})}
+        env = dict(self.env)
+        if gpu is not None:
+            # Side by side, each job gets its share of the cores: torch's default of one thread per core in
+            # every process would oversubscribe them (the CPU engine path shares cores itself).
+            threads = max(1, (os.cpu_count() or 1) // max(1, self.concurrency))
+            env.update(CUDA_VISIBLE_DEVICES=gpu, OMP_NUM_THREADS=str(threads))
         while job is not None:
             self._run_one(job, env)
             job = job.after if job.ok else None
