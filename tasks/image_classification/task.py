@@ -34,6 +34,7 @@ class ImageClassificationConfig(TrainConfig):
         "help": "Hub id (ViT, ConvNeXt, timm/<name> ...), local dir, or packaged 'mobilenetv2' / 'efficientnet_lite0'."})
     train_dir: Optional[str] = field(default=None, metadata={"help": "Image folder <train_dir>/<class>/*.jpg."})
     validation_dir: Optional[str] = field(default=None, metadata={"help": "Image folder <validation_dir>/<class>/*.jpg."})
+    test_dir: Optional[str] = field(default=None, metadata={"help": "Image folder <test_dir>/<class>/*.jpg, scored at the end."})
     image_column: str = field(default="image", metadata={"help": "Image paths (CSV/JSONL, relative to the file) or hub images."})
     label_column: str = "label"
     problem_type: Literal["single_label_classification", "multi_label_classification"] = "single_label_classification"

@@ -99,21 +99,23 @@ def load_coco_folder(folder: str | Path, category_index: dict[int, int], verify_
     return datasets.Dataset.from_dict(columns, features=FEATURES)
 
 
-def load_coco_folders(train_dir: str, validation_dir: str | None, verify_images: bool = True
-                      ) -> tuple[datasets.DatasetDict, list[str]]:
-    """Train (and validation) folders with their label names; label order = sorted training category ids."""
+def load_coco_folders(train_dir: str, validation_dir: str | None, verify_images: bool = True,
+                      test_dir: str | None = None) -> tuple[datasets.DatasetDict, list[str]]:
+    """Train (and validation, test) folders with their label names; label order = sorted training category ids."""
     categories = coco_categories(train_dir)
     if not categories:
         raise DataError(f"{Path(train_dir) / ANNOTATION_FILE}: 'categories' is empty")
     index = {category_id: i for i, (category_id, _) in enumerate(categories)}
     splits = {"train": load_coco_folder(train_dir, index, verify_images)}
-    if validation_dir:
+    for split, folder in (("validation", validation_dir), ("test", test_dir)):
+        if not folder:
+            continue
         names = dict(categories)
-        for category_id, name in coco_categories(validation_dir):
+        for category_id, name in coco_categories(folder):
             if names.get(category_id, name) != name:
-                raise DataError(f"{Path(validation_dir) / ANNOTATION_FILE}: category id {category_id} is {name!r} "
+                raise DataError(f"{Path(folder) / ANNOTATION_FILE}: category id {category_id} is {name!r} "
                                 f"here but {names[category_id]!r} in the training annotations")
-        splits["validation"] = load_coco_folder(validation_dir, index, verify_images)
+        splits[split] = load_coco_folder(folder, index, verify_images)
     return datasets.DatasetDict(splits), [name for _, name in categories]
 
 

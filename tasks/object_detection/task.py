@@ -37,6 +37,7 @@ class ObjectDetectionConfig(TrainConfig):
                 "conditional_detr or rt_detr. Ignored for hub ids and folders."})
     train_dir: Optional[str] = field(default=None, metadata={"help": "Folder of images + _annotations.coco.json."})
     validation_dir: Optional[str] = field(default=None, metadata={"help": "Folder of images + _annotations.coco.json."})
+    test_dir: Optional[str] = field(default=None, metadata={"help": "Folder of images + _annotations.coco.json, scored at the end."})
     image_size: Optional[int] = field(default=None, metadata={
         "help": "Square input side. Default: 384 on a packaged backbone, else the processor's own size."})
     hflip: bool = True
@@ -65,7 +66,7 @@ class ObjectDetectionConfig(TrainConfig):
         super().__post_init__()
         if not 0.0 <= self.crop_probability <= 1.0:
             raise ConfigError(f"--crop_probability must be in [0, 1], got {self.crop_probability}")
-        if self.train_file or self.validation_file:
+        if self.train_file or self.validation_file or self.test_file:
             raise ConfigError("object detection reads COCO folders: use --train_dir / --validation_dir "
                               "(images + _annotations.coco.json), or --dataset_name")
 
@@ -90,7 +91,7 @@ class ObjectDetection(Task):
                 cfg.train_dir, cfg.validation_dir = str(folder / "train"), str(folder / "validation")
             if cfg.validation_dir is None and not Path(cfg.train_dir).is_dir():
                 raise ConfigError(f"--train_dir {cfg.train_dir}: no such folder")
-            data, self.names = load_coco_folders(cfg.train_dir, cfg.validation_dir, cfg.verify_images)
+            data, self.names = load_coco_folders(cfg.train_dir, cfg.validation_dir, cfg.verify_images, cfg.test_dir)
         data = limit_samples(ensure_validation(data, cfg), cfg)
         return data
 

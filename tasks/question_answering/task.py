@@ -57,8 +57,9 @@ class QuestionAnswering(Task):
             data = DatasetDict({k: from_hub_split(v, sources[k], allow, skip) for k, v in raw.items()})
         elif cfg.train_file:
             data = DatasetDict({"train": load_split(cfg.train_file, allow, skip)})
-            if cfg.validation_file:
-                data["validation"] = load_split(cfg.validation_file, allow, skip)
+            for split, path in (("validation", cfg.validation_file), ("test", cfg.test_file)):
+                if path:
+                    data[split] = load_split(path, allow, skip)
         else:  # the embedded sample: offline, learnable in a minute or two
             data = DatasetDict({"train": Dataset.from_list(make_rows(600, seed=0), features=FEATURES),
                                 "validation": Dataset.from_list(make_rows(150, seed=1), features=FEATURES)})

@@ -119,8 +119,9 @@ def load_raw(cfg, default_dir) -> tuple[DatasetDict, LabelSet]:
     if cfg.dataset_name:
         return _load_hub(cfg)
     splits = {"train": load_folder(Path(cfg.train_dir), "--train_dir")}
-    if cfg.validation_dir:
-        splits["validation"] = load_folder(Path(cfg.validation_dir), "--validation_dir")
+    for split, folder in (("validation", cfg.validation_dir), ("test", cfg.test_dir)):
+        if folder:
+            splits[split] = load_folder(Path(folder), f"--{split}_dir")
     labels_file = Path(cfg.labels_file) if cfg.labels_file else find_labels_file(Path(cfg.train_dir))
     return DatasetDict(splits), read_labels(labels_file)
 

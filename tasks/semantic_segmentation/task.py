@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from datasets import DatasetDict
 
 from shared.config import ConfigError, TrainConfig
-from shared.data import limit_samples
+from shared.data import ensure_validation, limit_samples
 from shared.evaluation import load_metric
 from shared.losses import classification_loss
 from shared.task import DemoSpec, MetricSpec, Task, register_task
@@ -30,6 +30,7 @@ class SemanticSegmentationConfig(TrainConfig):
                 "or a packaged backbone ('mobilenetv2', 'efficientnet_lite0') under a new UperNet head."})
     train_dir: Optional[str] = field(default=None, metadata={"help": "Folder with images/ and masks/ (same stems)."})
     validation_dir: Optional[str] = field(default=None, metadata={"help": "Folder with images/ and masks/."})
+    test_dir: Optional[str] = field(default=None, metadata={"help": "Folder with images/ and masks/, scored at the end."})
     labels_file: Optional[str] = field(default=None, metadata={
         "help": "labels.json ({\"id2label\": {...}, \"ignore_index\": N}); default: in --train_dir or its parent."})
     image_column: str = "image"
@@ -64,8 +65,8 @@ class SemanticSegmentationConfig(TrainConfig):
             raise ConfigError(f"--scale_min/--scale_max must satisfy 0 < min <= max, got {self.scale_min}, {self.scale_max}")
         if (self.image_height is None) != (self.image_width is None):
             raise ConfigError("give --image_height and --image_width together")
-        if self.validation_dir and not self.train_dir:
-            raise ConfigError("--validation_dir goes with --train_dir")
+        if (self.validation_dir or self.test_dir) and not self.train_dir:
+            raise ConfigError("--validation_dir and --test_dir go with --train_dir")
 
 
 @register_task("semantic_segmentation")
@@ -79,10 +80,7 @@ class SemanticSegmentation(Task):
         data, labels = load_raw(cfg, default_dataset)
         table = value_table(labels, cfg.reduce_labels)
         self.names = reduce(labels).names if cfg.reduce_labels else labels.names
-        if "validation" not in data:
-            parts = data["train"].train_test_split(test_size=cfg.validation_split, seed=cfg.seed)
-            data = DatasetDict({"train": parts["train"], "validation": parts["test"]})
-        data = limit_samples(data, cfg)
+        data = limit_samples(ensure_validation(data, cfg), cfg)
         self.pixel_counts = check_and_count(data, table, len(self.names), cfg.verify_images)
         self.table = torch.from_numpy(table.astype(np.int64))
         return data

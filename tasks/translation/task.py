@@ -78,8 +78,9 @@ class Translation(Task):
             data = DatasetDict({k: from_hub_split(v, sources[k], src, tgt) for k, v in raw.items()})
         elif cfg.train_file:
             data = DatasetDict({"train": load_split(cfg.train_file, src, tgt)})
-            if cfg.validation_file:
-                data["validation"] = load_split(cfg.validation_file, src, tgt)
+            for split, path in (("validation", cfg.validation_file), ("test", cfg.test_file)):
+                if path:
+                    data[split] = load_split(path, src, tgt)
         else:  # the embedded sample: offline, learnable in a minute or two
             cfg.source_lang, cfg.target_lang = SOURCE_LANG, TARGET_LANG
             data = DatasetDict({split: _sample(n, seed) for split, n, seed in (("train", 2000, 0), ("validation", 100, 1))})

@@ -121,3 +121,38 @@ def test_image_grid_mixed_inputs(tmp_path):
 def test_image_grid_checks_titles(tmp_path):
     with pytest.raises(ValueError, match="titles"):
         plot_image_grid([np.zeros((4, 4, 3))], [], tmp_path / "grid.png")
+
+
+def test_overview_leads_with_every_moving_curve_and_marks_the_test_result(tmp_path):
+    from shared.plots import _overview_panels, _read_series, plot_overview
+
+    records = training_records()
+    for record in records:
+        if "eval/accuracy" in record:
+            record["eval/num_samples"] = 30.0  # a count: the same at every evaluation
+    records.append({"step": 100, "epoch": 2.0, "test/accuracy": 0.74, "test/loss": 0.41, "test/num_samples": 24.0})
+    metrics = write_jsonl(tmp_path / "metrics.jsonl", records)
+    panels = dict(_overview_panels(_read_series(metrics)))
+    assert list(panels)[:2] == ["loss", "learning rate"]
+    assert panels["loss"] == ["train/loss", "eval/loss"] and panels["accuracy"] == ["eval/accuracy"]
+    assert set(panels) == {"loss", "learning rate", "accuracy", "f1"}  # constant grad_norm, throughput, counts: none
+    assert_png(plot_overview(metrics, tmp_path / "plots" / "overview.png"), min_bytes=20_000)
+    assert plot_overview(tmp_path / "missing.jsonl", tmp_path / "x.png") is None
+
+
+def test_counts_and_flat_series_get_no_figure(tmp_path):
+    records = [{"step": s, "eval/accuracy": 0.5 + s / 100, "eval/num_samples": 30.0, "eval/roc_auc": 1.0}
+               for s in (10, 20, 30)]
+    paths = plot_training_curves(write_jsonl(tmp_path / "metrics.jsonl", records), tmp_path / "plots")
+    assert [p.name for p in paths] == ["eval_accuracy.png"]
+
+
+def test_a_run_writes_the_overview_first(tiny_bert_dir, toy_text_files, tmp_path):
+    from shared.cli import main
+    from tests.helpers import tiny_text_args
+
+    main("text_classification", tiny_text_args(tiny_bert_dir, *toy_text_files, tmp_path / "out", "--test_split",
+                                               "0.2", "--num_train_epochs", "2"))
+    plots = tmp_path / "out" / "run" / "plots"
+    assert_png(plots / "overview.png", min_bytes=20_000)
+    assert not (plots / "eval_num_samples.png").exists()
