@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
@@ -266,21 +267,16 @@ def _undecoded(raw):
 
 def predict(task: Task, fmt: Predictions, cfg, opts) -> dict:
     """Predict every input once (sharded over processes); the main process writes records in input order."""
-    from transformers import AutoConfig
-
     start_processes()
     accelerator = build_accelerator(cfg, Path(opts.output).parent)
-    try:
-        model_config = AutoConfig.from_pretrained(cfg.model_name_or_path)
-    except (OSError, ValueError) as err:
-        raise ConfigError(f"--model_name_or_path {cfg.model_name_or_path}: not a saved model folder ({err})") from None
-    labels = fmt.labels(model_config)
+    labels = fmt.labels(_model_config(cfg.model_name_or_path))
     fmt.setup(task, cfg, labels)
     with accelerator.main_process_first():
+        processor, model = fmt.build(task, cfg, labels)
+        started = time.perf_counter()  # the rate counts reading, preprocessing, predicting and writing
         raw, labelled = fmt.read(task, cfg, opts, labels)
         if opts.max_predict_samples:
             raw = raw.select(range(min(opts.max_predict_samples, len(raw))))
-        processor, model = fmt.build(task, cfg, labels)
         dataset = fmt.dataset(task, cfg, processor, raw, labelled)
     loader = DataLoader(dataset, batch_size=cfg.per_device_eval_batch_size, shuffle=False,
                         collate_fn=fmt.collate(task, cfg, processor), num_workers=cfg.dataloader_num_workers)
@@ -289,12 +285,35 @@ def predict(task: Task, fmt: Predictions, cfg, opts) -> dict:
         model, loader = accelerator.prepare(model, loader)
     else:  # a pipeline: only the loader is sharded
         loader = accelerator.prepare(loader)
-    rows = _undecoded(raw)
     accelerator.print(f"[{task.name}] predicting {len(raw)} inputs from {opts.input} with {cfg.model_name_or_path}\n"
                       f"  processes {accelerator.num_processes} ({accelerator.distributed_type.value}), device "
                       f"{accelerator.device}, precision {accelerator.mixed_precision}, batch "
                       f"{cfg.per_device_eval_batch_size} per process, labels in the input: {'yes' if labelled else 'no'}")
-    main = accelerator.is_main_process
+    done, metrics = _stream(accelerator, task, fmt, cfg, opts, labels, model, loader, raw, labelled)
+    scalars, others = split_scalars(metrics)
+    results = {f"predict_{k}": v for k, v in {**scalars, **others}.items()}
+    seconds = time.perf_counter() - started
+    results.update({"predict_samples": done, "predict_runtime": round(seconds, 3),
+                    "predict_samples_per_second": round(done / max(seconds, 1e-9), 3),
+                    "model": str(cfg.model_name_or_path), "input": str(opts.input)})
+    if accelerator.is_main_process:
+        _report(opts, fmt.summary(), results, scalars if labelled else None)
+    accelerator.end_training()
+    return results
+
+
+def _model_config(reference: str):
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(reference)
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"--model_name_or_path {reference}: not a saved model folder ({err})") from None
+
+
+def _stream(accelerator, task: Task, fmt: Predictions, cfg, opts, labels, model, loader, raw, labelled: bool):
+    """(inputs predicted, metrics): each gathered batch written as it finishes; the output renamed only when complete."""
+    main, rows = accelerator.is_main_process, _undecoded(raw)
     writer = fmt.writer(cfg, opts, labels) if main else None
     batches, done = [], 0
     bar = tqdm(total=len(raw), unit="input", desc="predict", disable=not accelerator.is_local_main_process)
@@ -304,7 +323,7 @@ def predict(task: Task, fmt: Predictions, cfg, opts) -> dict:
                 predictions, references = fmt.step(task, cfg, model, batch)
                 predictions = gather_eval_outputs(accelerator, predictions)
                 references = gather_eval_outputs(accelerator, references, task.reference_pad_value)
-                if labelled:
+                if labelled:  # kept for the metrics only; unlabelled runs hold nothing across batches
                     batches.append((predictions, references))
                 count = len(predictions)
                 if main:  # the gathered batch is rows done..done+count of the input, in order
@@ -320,18 +339,18 @@ def predict(task: Task, fmt: Predictions, cfg, opts) -> dict:
         if main:
             writer.abort()
         raise
-    scalars, others = split_scalars(metrics)
-    results = {f"predict_{k}": v for k, v in {**scalars, **others}.items()}
-    results.update({"predict_samples": done, "model": str(cfg.model_name_or_path), "input": str(opts.input)})
-    if main:
-        if labelled:
-            _write_json(Path(opts.output).parent / "predict_results.json", results)
-        note = fmt.summary()
-        print(f"\npredictions  {opts.output}  ({done} inputs)" + (f"\n{note}" if note else "")
-              + (f"\nmetrics      {Path(opts.output).parent / 'predict_results.json'}: "
-                 + ", ".join(f"{k} {v:.4f}" for k, v in results.items() if isinstance(v, float)) if labelled else ""))
-    accelerator.end_training()
-    return results
+    return done, metrics
+
+
+def _report(opts, note: str, results: dict, metrics: dict | None) -> None:
+    """predict_results.json when the inputs were scored, and the closing lines."""
+    lines = [f"\npredictions  {opts.output}  ({results['predict_samples']} inputs in {results['predict_runtime']:.1f} s, "
+             f"{results['predict_samples_per_second']:.1f} inputs/s)"] + ([note] if note else [])
+    if metrics is not None:
+        path = Path(opts.output).parent / "predict_results.json"
+        _write_json(path, results)
+        lines.append(f"metrics      {path}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+    print("\n".join(lines))
 
 
 def _write_json(path: Path, data: dict) -> None:
