@@ -55,16 +55,33 @@ def _fixtures(names: list[str], work: Path, dry_run: bool, failures: list[dict])
     return built
 
 
-def _run_phases(runner, deadline: float, dry: bool, trainings: list, speed_jobs: list, multi: list) -> None:
+def _convert_mobilenet(built: dict, failures: list[dict]) -> None:
+    """Convert the carried wheel once, before parallel runs read the cache; without it, no image run."""
+    from shared.models import resolve_model
+
+    try:
+        resolve_model("mobilenetv2")
+    except Exception as err:  # noqa: BLE001  (the other tasks still run)
+        del built["image_classification"]
+        failures.append({"task": "image_classification", "failures": [
+            f"packaged MobileNetV2 unavailable ({err!r}); was benchmarks/gpu/prepare.sh run and its wheels carried?"]})
+
+
+def _run_phases(runner, deadline: float, dry: bool, trainings: list, speed_jobs: list, multi: list) -> dict:
     """Trainings side by side, then each speed run alone, then the multi-GPU launches. Each phase has its own
     deadline (60% of what is left, then what is left minus 60 s for the multi-GPU launches, then the rest), so
-    a slow first phase leaves the later ones time to run."""
-    runner.deadline = time.monotonic() + 0.6 * (deadline - time.monotonic())
+    a slow first phase leaves the later ones time to run. Returns each phase's seconds."""
+    seconds, clock = {}, time.monotonic()
+    runner.deadline = clock + 0.6 * (deadline - clock)
     runner.run(trainings)
+    seconds["trainings"], clock = round(time.monotonic() - clock, 1), time.monotonic()
     runner.deadline = deadline - (60 if multi else 0)
     (runner.run if dry else runner.run_alone)(speed_jobs)  # a dry run's timings mean nothing: side by side
+    seconds["speed"], clock = round(time.monotonic() - clock, 1), time.monotonic()
     runner.deadline = deadline
     runner.run_alone(multi)
+    seconds["multi_gpu"] = round(time.monotonic() - clock, 1)
+    return seconds
 
 
 def run(args: argparse.Namespace) -> int:
@@ -93,17 +110,18 @@ def run(args: argparse.Namespace) -> int:
               "command": " ".join(["bash benchmarks/gpu/run.sh", *sys.argv[1:]]), "failed_setup": []}
     built = _fixtures(names, work, dry, report["failed_setup"])
     if "image_classification" in built and not dry:
-        from shared.models import resolve_model
-        resolve_model("mobilenetv2")  # convert the carried wheel once, before parallel runs read the cache
+        _convert_mobilenet(built, report["failed_setup"])
     precisions = args.precisions or (["no"] if dry else ["fp16", "bf16", "auto"])
     runs = [r for name, fixture in built.items() for r in task_runs(name, fixture, work, precisions, dry)]
     text = built.get("text_classification")
     resume_jobs = resume.jobs(text, work, "no" if dry else "fp16", noise_run=not dry) if text else {}
     pairs = speed.pairs(work, dry, args.speed_rows or (64 if dry else 32000), args.speed_batch or (16 if dry else 128))
     multi = distributed.jobs(text, work) if text and gpus >= 2 else {}
-    _run_phases(Runner(env, 0.0, gpus, args.concurrency or (2 if dry else 6)), started + args.budget_s, dry,
-                [r.job for r in runs] + list(resume_jobs.values()),
-                [job for pair in pairs for job in (pair.ours, pair.trainer)], list(multi.values()))
+    runner = Runner(env, 0.0, gpus, args.concurrency or (2 if dry else 6))
+    report["phase_seconds"] = _run_phases(runner, started + args.budget_s, dry,
+                                          [r.job for r in runs] + list(resume_jobs.values()),
+                                          [job for pair in pairs for job in (pair.ours, pair.trainer)],
+                                          list(multi.values()))
 
     report["trainings"] = [verify(r, dry, probe=True) for r in runs]
     report["resume"] = resume.verify(resume_jobs, work, "no" if dry else "fp16") if text else None

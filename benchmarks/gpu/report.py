@@ -29,7 +29,8 @@ def _status(row: dict | None) -> str:
 def _sections(report: dict) -> list[str]:
     m = report["machine"]
     out = [f"# GPU check{' (dry run on CPU: plumbing only, no precision asserts)' if report['dry_run'] else ''}",
-           f"`{report['command']}`, {report['seconds']} s. Machine: {m.get('gpus')} x {m.get('gpu')} "
+           f"`{report['command']}`, {report['seconds']} s (phases: {report['phase_seconds']}). "
+           f"Machine: {m.get('gpus')} x {m.get('gpu')} "
            f"(capability {m.get('gpu_capability')}, {m.get('gpu_memory_gib')} GiB), CPU {m['cpu']}, "
            f"{m['cores']} cores; torch {m['torch']} (CUDA {m['cuda']}), transformers {m['transformers']}, "
            f"accelerate {m['accelerate']}, python {m['python']}, {m['date']}.",
@@ -69,8 +70,9 @@ def _sections(report: dict) -> list[str]:
 def failures(report: dict) -> list[str]:
     rows = report["trainings"] + report["failed_setup"] + report["speed"] + [report["resume"] or {}]
     rows += report["multi_gpu"] if isinstance(report["multi_gpu"], list) else []
-    found = [f"{r.get('task') or r.get('check')} {r.get('precision_asked') or r.get('side') or ''}: {f}"
-             for r in rows for f in r.get("failures", [])]
+    where = lambda r: " ".join(str(p) for p in (r.get("task") or r.get("check"), r.get("precision_asked") or
+                                                 r.get("side")) if p)
+    found = [f"{where(r)}: {f}" for r in rows for f in r.get("failures", [])]
     return found + ([] if report["resume"] is not None else ["kill and resume: not run (no text task)"])
 
 

@@ -70,6 +70,7 @@ def verify(made: dict[str, Job], work: Path, precision: str) -> dict:
     row = {"task": "text_classification", "precision": precision, "killed_after_step": KILL_AT,
            "tolerance": TOLERANCE}
     chain = [*made.values(), made["broken"].after]
+    row["seconds"] = {job.name: round(job.seconds, 1) for job in chain}
     failures = [job.describe() for job in chain if not job.ok]
     if failures:
         return {**row, "failures": failures, "log_tail": next(j.tail() for j in chain if not j.ok)}
