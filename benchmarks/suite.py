@@ -40,6 +40,7 @@ def pairs() -> dict[str, Pair]:
     text, image = data / "text_classification" / "rotten_tomatoes", data / "image_classification" / "hymenoptera"
     qa, mt = data / "question_answering" / "xquad_en", data / "translation" / "multi30k_de_en"
     boxes, masks = data / "object_detection" / "raccoon", data / "semantic_segmentation" / "camvid"
+    ner = data / "token_classification" / "wikiann_en"
     found = [
         Pair("text_classification", "tasks/text_classification/recipes/rotten_tomatoes.yaml", "accuracy", 0.83,
              ["--train_file", str(text / "train.csv"), "--validation_file", str(text / "validation.csv")],
@@ -59,6 +60,9 @@ def pairs() -> dict[str, Pair]:
         Pair("semantic_segmentation", "tasks/semantic_segmentation/recipes/camvid.yaml", "mean_iou", 0.55,
              ["--train_dir", str(masks / "train"), "--validation_dir", str(masks / "validation")],
              quick_flags=["--max_train_steps", "80"]),
+        Pair("token_classification", "tasks/token_classification/recipes/wikiann.yaml", "f1", 0.70,
+             ["--train_file", str(ner / "train.conll"), "--validation_file", str(ner / "validation.conll")],
+             quick_flags=["--max_train_samples", "2000", "--max_eval_samples", "2000"]),
     ]
     return {pair.task: pair for pair in found}
 

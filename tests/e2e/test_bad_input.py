@@ -222,6 +222,32 @@ IMAGE = [
 ]
 
 
+# ------------------------------------------------------------------ token classification
+def _conll(tmp: Path, fx: dict, train: str = "Ann\tB-PER\nLee\tI-PER\nsings\tO\n\nRome\tB-LOC\n",
+           validation: str = "Bob\tB-PER\n") -> list[str]:
+    return ["--model_name_or_path", str(fx["bert"]), "--train_file", str(_file(tmp, "train.conll", train)),
+            "--validation_file", str(_file(tmp, "validation.conll", validation))]
+
+
+TOKENS = [
+    BadInput("tokens-no-tag", "token_classification", lambda t, fx: _conll(t, fx, "Ann\tB-PER\n\nLee\n"),
+             r"train\.conll line 3: no tag \(expected 'token<TAB>tag', got 'Lee'\)", subprocess=True),
+    BadInput("tokens-count-mismatch", "token_classification",
+             lambda t, fx: _conll(t, fx) + ["--train_file", str(_file(t, "train.jsonl",
+                                                                       '{"tokens": ["a", "b"], "tags": ["O"]}\n'))],
+             r"train\.jsonl line 1: 2 tokens but 1 tags"),
+    BadInput("tokens-unseen-validation-tag", "token_classification",
+             lambda t, fx: _conll(t, fx, validation="Bob\tB-PER\nUN\tB-ORG\n"),
+             r"validation\.conll line 2: tag 'B-ORG' never occurs in training"),
+    BadInput("tokens-empty-file", "token_classification", lambda t, fx: _conll(t, fx, "\n"),
+             r"train\.conll: empty file \(no sentences\)"),
+    BadInput("tokens-no-scheme", "token_classification", lambda t, fx: _conll(t, fx, "Ann\tPERSON\n"),
+             r"train\.conll line 1: tag 'PERSON' fits no tag scheme"),
+    BadInput("tokens-stride-too-long", "token_classification", lambda t, fx: _conll(t, fx) + ["--doc_stride", "64"],
+             r"--doc_stride must be in \[0, max_seq_length / 2\), got 64"),
+]
+
+
 # ------------------------------------------------------------------ checkpoints and models from elsewhere
 CHECKPOINTS = [
     BadInput("resume-other-task", "image_classification",
@@ -246,7 +272,7 @@ CHECKPOINTS = [
              r"--model_name_or_path .*tiny_bert.*image"),
 ]
 
-CASES = TEXT + QA + TRANSLATION + IMAGE + DETECTION + SEGMENTATION + CHECKPOINTS
+CASES = TEXT + QA + TRANSLATION + IMAGE + DETECTION + SEGMENTATION + TOKENS + CHECKPOINTS
 
 
 def test_the_table_is_wide_enough():

@@ -57,6 +57,7 @@ CASES = {  # task -> (model builder, head modules that must train in full)
     "translation": (_bert2bert, ["crossattention", "cls.predictions.transform"]),
     "object_detection": (_dense_detector, ["lateral", "smooth", "heatmap_head", "box_head"]),
     "semantic_segmentation": (_segformer, ["decode_head"]),
+    "token_classification": (lambda d: _bert("BertForTokenClassification", d), ["classifier"]),
 }
 
 
