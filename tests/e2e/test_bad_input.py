@@ -272,7 +272,33 @@ CHECKPOINTS = [
              r"--model_name_or_path .*tiny_bert.*image"),
 ]
 
-CASES = TEXT + QA + TRANSLATION + IMAGE + DETECTION + SEGMENTATION + TOKENS + CHECKPOINTS
+# ------------------------------------------------------------------ recipes, ranges and run folders (any task)
+def _recipe(tmp: Path, fx: dict, text: str) -> list[str]:
+    return _text(tmp, fx) + ["--config", str(_file(tmp, "recipe.yaml", text))]
+
+
+SETTINGS = [
+    BadInput("recipe-bad-choice", "text_classification", lambda t, fx: _recipe(t, fx, "mixed_precision: fp32\n"),
+             r"--config .*recipe\.yaml: argument --mixed_precision/--mixed-precision: invalid choice: 'fp32'"),
+    BadInput("recipe-bad-type", "text_classification", lambda t, fx: _recipe(t, fx, "learning_rate: fast\n"),
+             r"--config .*recipe\.yaml: argument --learning_rate/--learning-rate: invalid float value: 'fast'"),
+    BadInput("recipe-out-of-range", "text_classification", lambda t, fx: _recipe(t, fx, "adam_beta2: 1.5\n"),
+             r"--adam_beta2 must be in \[0, 1\), got 1\.5"),
+    BadInput("option-nan", "text_classification", lambda t, fx: _text(t, fx) + ["--learning_rate", "nan"],
+             r"--learning_rate must be a finite number, got nan"),
+    BadInput("save-total-limit-zero", "text_classification", lambda t, fx: _text(t, fx) + ["--save_total_limit", "0"],
+             r"--save_total_limit must be in \[1, inf\), got 0 \(use --save_strategy no", subprocess=True),
+    BadInput("run-folder-holds-a-run", "text_classification",
+             lambda t, fx: _text(t, fx) + ["--output_dir", str(fx["text_checkpoint"].parents[2])],
+             r"text/run already holds a run \(config\.yaml, metrics\.jsonl, results\.json, train_state\.json, "
+             r"checkpoints\); choose another --run_name, .* or pass --overwrite_output_dir"),
+    BadInput("resume-changed-batch-size", "text_classification",
+             lambda t, fx: _text(t, fx) + ["--resume_from_checkpoint", str(fx["text_checkpoint"])],
+             r"step_00000002 was written with per_device_train_batch_size = 16, this run has 32 .*"
+             r"--ignore_resume_mismatch"),
+]
+
+CASES = TEXT + QA + TRANSLATION + IMAGE + DETECTION + SEGMENTATION + TOKENS + CHECKPOINTS + SETTINGS
 
 
 def test_the_table_is_wide_enough():

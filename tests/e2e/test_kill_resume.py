@@ -30,8 +30,8 @@ from shared.cli import main
 task, when, step = sys.argv[1], sys.argv[2], int(sys.argv[3])
 save, write_state = checkpoint.CheckpointManager.save, checkpoint.TrainState.save
 
-def save_then_die(self, accelerator, state):
-    path = save(self, accelerator, state)
+def save_then_die(self, accelerator, state, *objects):
+    path = save(self, accelerator, state, *objects)
     if state.step == step:
         os.kill(os.getpid(), signal.SIGKILL)
     return path

@@ -1,6 +1,7 @@
 """Preemption: SIGTERM or Ctrl-C (SIGINT) sent to a real training process makes it finish the optimizer step,
 write a complete checkpoint (even with --save_strategy no), print how to resume and exit 128 + the signal;
-running the printed command ends with the same weights and scores as an unbroken run, bit for bit on CPU."""
+running the printed command ends with the same weights and scores as an unbroken run, bit for bit on CPU.
+And in a two-process run, one process failing ends both with its error instead of a wait in a barrier."""
 from __future__ import annotations
 
 import json
@@ -74,3 +75,44 @@ def test_a_signal_checkpoints_the_step_and_the_printed_resume_matches_an_unbroke
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps == sorted(steps)
 
+
+
+# Rank 1 of two hits a full disk while writing checkpoint step 10; rank 0 is then inside the checkpoint's barrier.
+RANK_FAILS = """
+import sys
+import tasks
+from shared import checkpoint
+from shared.cli import main
+
+save = checkpoint.CheckpointManager.save
+
+def save_or_fail(self, accelerator, state, objects=None):
+    if state.step == 10 and accelerator.process_index == 1:
+        raise OSError(28, "No space left on device")
+    return save(self, accelerator, state, objects)
+
+checkpoint.CheckpointManager.save = save_or_fail
+main("text_classification", sys.argv[1:])
+"""
+
+
+def test_one_failing_process_ends_every_process_with_its_error(flags, tmp_path):
+    import os
+    import socket
+
+    script = tmp_path / "rank_fails.py"
+    script.write_text(RANK_FAILS)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--main_process_port", str(port), str(script), *flags(tmp_path / "out"), "--save_strategy", "steps",
+               "--save_steps", "10"]
+    started = time.monotonic()
+    result = subprocess.run(command, cwd=ROOT, env={**_env(), "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+                            timeout=240)  # a hang fails here instead of stalling the suite
+    seconds = time.monotonic() - started
+    assert result.returncode != 0 and "processes 2" in result.stdout, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "No space left on device" in result.stderr
+    print(f"both processes ended {seconds:.1f} s after the launch")
+    assert not os.path.exists(tmp_path / "out" / "run" / "checkpoints" / "step_00000010")
