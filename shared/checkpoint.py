@@ -237,6 +237,74 @@ INFO_FILE = "training_info.json"
 VERSIONED_PACKAGES = ("torch", "transformers", "accelerate", "datasets", "evaluate", "peft", "timm")
 
 
+def portable(value: str) -> str:
+    """An absolute path as its last two parts (parent/name); anything else unchanged. What is pushed to the
+    hub then names the data and models a run used without the local folder layout."""
+    flag, sep, rest = value.partition("=") if value.startswith("--") else ("", "", value)
+    if not Path(rest).is_absolute():
+        return value
+    return flag + sep + "/".join(Path(rest).parts[-2:])
+
+
+def base_model_id(reference: str) -> str | None:
+    """The hub id a model card names as base_model: the upstream repo of a packaged backbone, the base of a
+    saved model this run continued from, a hub id as given; None for a local folder without that record."""
+    from shared.models import is_packaged, packaged_hub_id
+
+    if is_packaged(reference):
+        return packaged_hub_id(reference)[0] or None
+    if Path(reference).is_dir():
+        return read_training_info(Path(reference)).get("base_model")
+    return reference
+
+
+def data_files(cfg, data) -> dict:
+    """The data a run used: hub dataset or file and folder names (never absolute paths), and rows per split."""
+    fields = cfg.__dataclass_fields__
+    files = {name: portable(str(value)) for name in fields if name.endswith(("_file", "_dir"))
+             and name.split("_")[0] in ("train", "validation", "test") and (value := vars(cfg)[name])}
+    return {"dataset_name": cfg.dataset_name, "dataset_config_name": cfg.dataset_config_name, "files": files,
+            "validation_split": cfg.validation_split, "test_split": cfg.test_split, "seed": cfg.seed,
+            "rows": {name: len(split) for name, split in data.items()}}
+
+
+def training_info(task: str, pipeline_tag: str, cfg, data: dict, labels: list[str] | None, metrics: dict,
+                  steps: int) -> dict:
+    """What a saved model is, written as training_info.json beside its weights; the card is rendered from it."""
+    import importlib.metadata
+    import sys
+
+    from shared.models import is_packaged, packaged_hub_id
+
+    versions = {}
+    for name in VERSIONED_PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    note = packaged_hub_id(cfg.model_name_or_path)[1] if is_packaged(cfg.model_name_or_path) else ""
+    return {"task": task, "pipeline_tag": pipeline_tag, "base_model": base_model_id(cfg.model_name_or_path),
+            "base_model_name": portable(cfg.model_name_or_path), "base_model_note": note, "data": data,
+            "labels": labels, "validation_metrics": metrics, "steps": steps,
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "command": " ".join(portable(arg) for arg in sys.argv), "versions": versions}
+
+
+def read_training_info(model_dir: Path) -> dict:
+    """training_info.json of a saved model; {} for folders saved before it existed (or not by this project)."""
+    try:
+        info = json.loads((Path(model_dir) / INFO_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def _table(metrics: dict) -> str:
+    rows = [f"| {k} | {v:.4f} |" for k, v in metrics.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return "| metric | value |\n|---|---|\n" + "\n".join(rows) + "\n" if rows else "(none)\n"
+
+
 def write_model_card(out_dir: Path, info: dict) -> None:
     """README.md rendered from training_info: what was trained, on what, and its validation and test scores."""
     data = info.get("data") or {}
