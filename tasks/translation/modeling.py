@@ -9,6 +9,7 @@ from transformers import (AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer, Enco
                           MarianMTModel, PreTrainedTokenizerFast)
 
 from shared.models import cache_dir, resolve_model
+from tasks.translation.pipeline import input_limit
 
 SCRATCH = "marian-scratch"
 SPECIALS = ["<pad>", "</s>", "<unk>"]  # ids 0, 1, 2: pad doubles as Marian's decoder start token
@@ -48,7 +49,7 @@ def marian_from_scratch(cfg, tokenizer) -> MarianMTModel:
         encoder_layers=cfg.encoder_layers, decoder_layers=cfg.decoder_layers,
         encoder_attention_heads=cfg.attention_heads, decoder_attention_heads=cfg.attention_heads,
         encoder_ffn_dim=cfg.ffn_dim, decoder_ffn_dim=cfg.ffn_dim, dropout=cfg.dropout,
-        max_position_embeddings=max(cfg.max_source_length, cfg.max_target_length, cfg.generation_length()) + 2,
+        max_position_embeddings=cfg.max_position_embeddings,  # sinusoidal: sized for use, not for the training data
         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
         decoder_start_token_id=tokenizer.pad_token_id, forced_eos_token_id=tokenizer.eos_token_id,
         share_encoder_decoder_embeddings=True, scale_embedding=True)  # unscaled embeddings drown under the positions
@@ -74,7 +75,7 @@ def bert2bert(path: str, tokenizer) -> EncoderDecoderModel:
 def build_tokenizer(cfg, train_texts: list[str]):
     if cfg.model_name_or_path == SCRATCH:
         tokenizer = scratch_tokenizer(train_texts, cfg.vocab_size)
-        tokenizer.model_max_length = cfg.max_source_length  # saved: the pipeline truncates within the positions
+        tokenizer.model_max_length = cfg.max_position_embeddings  # saved: the real limit, not the training length
         return tokenizer
     return AutoTokenizer.from_pretrained(resolve_model(cfg.model_name_or_path))
 
@@ -90,6 +91,11 @@ def build_seq2seq(cfg, tokenizer):
     # saved with the model, so pipeline() translates the way evaluation did
     model.generation_config.num_beams = cfg.num_beams
     model.generation_config.max_length = cfg.generation_length()
+    for name in ("no_repeat_ngram_size", "repetition_penalty", "length_penalty"):
+        setattr(model.generation_config, name, getattr(cfg, name))
     if cfg.source_prefix:
         model.config.prefix = cfg.source_prefix
+    # the real input limit, and the length training saw (the pipeline splits sentences beyond it)
+    model.config.max_input_length = input_limit(model.config, tokenizer)
+    model.config.max_source_length = cfg.max_source_length
     return model

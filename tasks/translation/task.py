@@ -35,8 +35,14 @@ class TranslationConfig(TrainConfig):
     source_prefix: str = field(default="", metadata={"help": "Prepended to every source, e.g. 'translate German to English: '."})
     max_source_length: int = 128
     max_target_length: int = 128
+    max_position_embeddings: int = field(default=512, metadata={"help": (
+        f"{SCRATCH}: tokens the model can take in and put out (its position table), whatever the training length.")})
     generation_max_length: Optional[int] = field(default=None, metadata={"help": "Default: max_target_length."})
     num_beams: int = 4
+    # generation settings saved with the model, so evaluation and the pipeline decode alike (README: measured)
+    no_repeat_ngram_size: int = field(default=0, metadata={"help": "No n-gram of this size twice in an output (0: off)."})
+    repetition_penalty: float = field(default=1.0, metadata={"help": "Above 1 lowers tokens already generated."})
+    length_penalty: float = field(default=1.0, metadata={"help": "Beam search: above 1 favours longer outputs."})
     group_by_length: bool = True  # similar lengths per batch: dynamic padding then wastes little
     learning_rate: float = 5e-4  # from-scratch default; warm-started models want ~5e-5
     warmup_ratio: float = 0.1
@@ -55,9 +61,16 @@ class TranslationConfig(TrainConfig):
         super().__post_init__()
         if self.num_beams < 1:
             raise ConfigError(f"--num_beams must be >= 1, got {self.num_beams}")
+        if self.no_repeat_ngram_size < 0 or self.repetition_penalty <= 0:
+            raise ConfigError(f"--no_repeat_ngram_size must be >= 0 and --repetition_penalty > 0, got "
+                              f"{self.no_repeat_ngram_size} and {self.repetition_penalty}")
         if self.use_peft and self.model_name_or_path == SCRATCH:
             raise ConfigError("--use_peft adapts pretrained weights, and marian-scratch starts from random ones: "
                               "train it in full, or give a pretrained --model_name_or_path")
+        longest = max(self.max_source_length, self.max_target_length, self.generation_length())
+        if self.model_name_or_path == SCRATCH and longest > self.max_position_embeddings:
+            raise ConfigError(f"--max_position_embeddings {self.max_position_embeddings} is below the longest length "
+                              f"asked for ({longest}): raise it")
         if self.source_lang and self.source_lang == self.target_lang:
             raise ConfigError(f"--source_lang and --target_lang are both {self.source_lang!r}")
 
@@ -188,7 +201,10 @@ class Translation(Task):
         import gradio as gr
 
         def predict(pipe, text: str, beams: float):
-            return pipe(text, num_beams=int(beams))[0]["translation_text"]
+            result = pipe(text, num_beams=int(beams))[0]  # long text: translated a sentence at a time
+            cut = result.get("cut_sentences")
+            note = f"\n\n[{cut} sentence(s) over the model's input limit were cut into pieces]" if cut else ""
+            return result["translation_text"] + note
 
         return DemoSpec(pipeline_tag=TAG, predict=predict,
                         inputs=lambda: [gr.Textbox(label="Source text", lines=3),
