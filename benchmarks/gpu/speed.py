@@ -72,18 +72,20 @@ def _long_reviews(n: int, seed: int) -> list[tuple[str, str]]:
 
 def _pair(task: str, flags: list[str], work: Path, precision: str) -> SpeedPair:
     recipe, logs = RECIPES[task], work / "logs"
+    # One GPU for both sides: with several visible, Trainer alone would spread the batch over all of them.
+    env = {} if precision == "no" else {"CUDA_VISIBLE_DEVICES": "0"}
     measure = [sys.executable, str(ROOT / "benchmarks" / "gpu" / "measure.py")]
     measured = {side: work / "speed" / f"{task}-{side}.json" for side in ("ours", "trainer")}
     ours = Job(f"speed {task} ours", [*measure, str(measured["ours"]), str(ROOT / f"tasks/{task}/train.py"), "--config",
                                       recipe, *flags, "--mixed_precision", precision, "--eval_strategy", "end",
                                       "--save_strategy", "no", "--output_dir", str(work / "speed" / f"{task}-ours"),
-                                      "--run_name", "run"], logs / f"speed-{task}-ours.log", timeout_s=240)
+                                      "--run_name", "run"], logs / f"speed-{task}-ours.log", timeout_s=240, env=env)
     out = work / "speed" / f"{task}-trainer"
     out.mkdir(parents=True, exist_ok=True)
     trainer = Job(f"speed {task} Trainer", [*measure, str(measured["trainer"]),
                                             str(ROOT / f"benchmarks/baselines/{task}_trainer.py"), "--recipe", recipe,
                                             "--output_dir", str(out), *(["--bf16"] if precision == "bf16" else []),
-                                            *flags], logs / f"speed-{task}-trainer.log", timeout_s=240)
+                                            *flags], logs / f"speed-{task}-trainer.log", timeout_s=240, env=env)
     return SpeedPair(task, flags, ours, trainer, measured)
 
 
