@@ -75,7 +75,7 @@ def main() -> None:
     train_output = trainer.train()
     eval_started = time.perf_counter()
     output = trainer.predict(validation)  # logits padded to one width; word_ids say which positions are real
-    encoded = tokenizer(data["validation"]["tokens"], is_split_into_words=True, truncation=True,
+    encoded = tokenizer(list(data["validation"]["tokens"]), is_split_into_words=True, truncation=True,
                         max_length=cfg.max_seq_length)
     predictions = word_tags(output.predictions, encoded, data["validation"], names)
     references = [[names[i] for i in row] for row in data["validation"]["label"]]

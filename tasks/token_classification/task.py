@@ -79,7 +79,7 @@ class TokenClassification(Task):
             raw = datasets.load_dataset(cfg.dataset_name, cfg.dataset_config_name)
             return {k: reader.from_hub(v, f"{cfg.dataset_name}[{k}]", cfg.tokens_column, cfg.tags_column)
                     for k, v in raw.items() if k in ("train", "validation", "test")}
-        files = {"train": cfg.train_file, "validation": cfg.validation_file, "test": getattr(cfg, "test_file", None)}
+        files = {"train": cfg.train_file, "validation": cfg.validation_file, "test": cfg.test_file}
         return {k: reader.read_file(v, cfg.tokens_column, cfg.tags_column) for k, v in files.items() if v}
 
     def label_names(self, cfg, data) -> list[str]:
@@ -125,12 +125,13 @@ class TokenClassification(Task):
         train = split == "train"
         length = min(cfg.max_seq_length, processor.model_max_length)  # the model's positions bound a window
 
-        def windows(batch):
+        def windows(batch, indices):
             encoded = encode_windows(processor, batch["tokens"], batch["label"], length, cfg.doc_stride,
                                      cfg.label_all_tokens and train, continuation)
+            encoded["example_index"] = [indices[i] for i in encoded["example_index"]]  # map batch -> split row
             return {k: v for k, v in encoded.items() if not (train and k in EXTRAS)}
 
-        encoded = dataset.map(windows, batched=True, remove_columns=dataset.column_names,
+        encoded = dataset.map(windows, batched=True, with_indices=True, remove_columns=dataset.column_names,
                               num_proc=cfg.preprocessing_num_workers, desc=f"windows of {split}")
         _report_windows(split, dataset, encoded, cfg, train)
         return encoded

@@ -205,6 +205,25 @@ def test_long_sentences_become_overlapping_windows_and_every_word_is_scored(tiny
     assert unscored == 0 and predicted == [[w % 3 for w in range(45)]]
 
 
+def test_windows_point_at_their_sentence_across_map_batches(tiny_tagger_dir):
+    """More sentences than one datasets.map batch (1,000): each window keeps its row in the whole split."""
+    import datasets
+    from transformers import AutoTokenizer
+
+    from tasks.token_classification.data import Sentences, to_dataset
+
+    sentences = toy_sentences(1200, 3)
+    split = Sentences("x", [[w for w, _ in s] for s in sentences], [[t for _, t in s] for s in sentences],
+                      [["x"] * len(s) for s in sentences])
+    dataset, _, _ = to_dataset(split, "IOB2", None)
+    task = get_task("token_classification")
+    encoded = task.preprocess(_cfg("--max_seq_length", "32", "--doc_stride", "8"),
+                              AutoTokenizer.from_pretrained(tiny_tagger_dir), dataset, "validation")
+    assert isinstance(encoded, datasets.Dataset) and len(encoded) > 1200
+    words = {(e, w) for e, row in zip(encoded["example_index"], encoded["word_index"]) for w in row if w != -100}
+    assert words == {(e, w) for e, s in enumerate(sentences) for w in range(len(s))}
+
+
 def test_a_word_no_window_covers_is_scored_as_outside():
     predicted, unscored = word_predictions([(0, [(0, 3, 0), (2, 1, 0)])], [3], outside_id=0)
     assert predicted == [[3, 0, 1]] and unscored == 1
@@ -353,12 +372,46 @@ def test_label_all_tokens_and_class_weights_train(tiny_tagger_dir, tmp_path):
     train, validation = _toy_files(tmp_path)
     results = main("token_classification", _args(tiny_tagger_dir, train, validation, tmp_path / "out",
                                                  "--label_all_tokens", "--class_weights", "sqrt_balanced",
-                                                 "--max_seq_length", "16", "--doc_stride", "4"))
+                                                 "--max_seq_length", "16", "--doc_stride", "4",
+                                                 "--test_file", validation))
     assert results["eval_f1"] >= 0.8 and results["eval_unscored_words"] == 0
+    test = json.loads((tmp_path / "out" / "run" / "test_results.json").read_text())
+    assert test["test_f1"] == pytest.approx(results["eval_f1"])  # the best model on the same sentences
     tagger = pipeline("token-classification", model=str(tmp_path / "out" / "run" / "best"))
     # every sub-token trained: the sub-token-level strategy gives whole words too
     assert _entities(tagger, "today bob jones visited paris with globex corp", "simple") == [
         ("PER", "bob jones"), ("LOC", "paris"), ("ORG", "globex corp")]
+
+
+def test_distillation_from_a_trained_tagger(trained, tiny_tagger_dir, tmp_path):
+    train, validation = _toy_files(tmp_path)
+    results = main("token_classification", _args(tiny_tagger_dir, train, validation, tmp_path / "out",
+                                                 "--teacher_model", str(trained[0] / "best"), "--distill_alpha", "0.5"))
+    assert results["eval_f1"] >= 0.8
+
+
+@pytest.mark.slow
+def test_two_processes_score_every_word_once(tiny_tagger_dir, tmp_path):
+    """Two gloo processes, 40 validation sentences in batches of 3 per process (a ragged tail): the gathered
+    windows cover every word once, and one process scoring the saved model gets the same F1."""
+    from pathlib import Path
+
+    from shared.cli import predict_main
+    from tasks.token_classification.predictions import PREDICTIONS
+    from tests.helpers import launch_two_cpu_processes
+
+    train, validation = _toy_files(tmp_path)
+    script = Path(__file__).resolve().parents[2] / "tasks" / "token_classification" / "train.py"
+    launch_two_cpu_processes(script, _args(tiny_tagger_dir, train, validation, tmp_path / "out",
+                                           "--per_device_eval_batch_size", "3", "--num_train_epochs", "3"))
+    results = json.loads((tmp_path / "out" / "run" / "results.json").read_text())
+    words = sum(len(s) for s in toy_sentences(40, 2))
+    assert results["num_processes"] == 2 and results["last_eval_num_words"] == words
+    assert results["last_eval_unscored_words"] == 0
+    scored = predict_main("token_classification", PREDICTIONS, [
+        "--model_name_or_path", str(tmp_path / "out" / "run" / "last"), "--input", validation,
+        "--output", str(tmp_path / "p.conll")])
+    assert scored["predict_f1"] == pytest.approx(results["last_eval_f1"])
 
 
 # ------------------------------------------------------------------ accelerate launch, kill and resume
