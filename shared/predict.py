@@ -158,6 +158,9 @@ class Predictions:
 
     options_class: type = PredictArguments
     suffixes: tuple[str, ...] = ()  # accepted --output suffixes; () = a folder
+    # Predict rows of similar token length together (less padding), within windows of SORT_WINDOW rows that are
+    # put back in input order before writing. Needs records() to return one record per row and order-free metrics.
+    sort_by_length: bool = False
 
     def labels(self, model_config) -> list[str] | None:
         """Label names in id order, from the saved model's config."""
@@ -278,6 +281,9 @@ def predict(task: Task, fmt: Predictions, cfg, opts) -> dict:
         if opts.max_predict_samples:
             raw = raw.select(range(min(opts.max_predict_samples, len(raw))))
         dataset = fmt.dataset(task, cfg, processor, raw, labelled)
+        order = _length_order(dataset) if fmt.sort_by_length and "input_ids" in dataset.column_names else None
+        if order is not None:
+            dataset = dataset.select(order)
     loader = DataLoader(dataset, batch_size=cfg.per_device_eval_batch_size, shuffle=False,
                         collate_fn=fmt.collate(task, cfg, processor), num_workers=cfg.dataloader_num_workers)
     if isinstance(model, torch.nn.Module):
@@ -289,7 +295,7 @@ def predict(task: Task, fmt: Predictions, cfg, opts) -> dict:
                       f"  processes {accelerator.num_processes} ({accelerator.distributed_type.value}), device "
                       f"{accelerator.device}, precision {accelerator.mixed_precision}, batch "
                       f"{cfg.per_device_eval_batch_size} per process, labels in the input: {'yes' if labelled else 'no'}")
-    done, metrics = _stream(accelerator, task, fmt, cfg, opts, labels, model, loader, raw, labelled)
+    done, metrics = _stream(accelerator, task, fmt, cfg, opts, labels, model, loader, raw, labelled, order)
     scalars, others = split_scalars(metrics)
     results = {f"predict_{k}": v for k, v in {**scalars, **others}.items()}
     seconds = time.perf_counter() - started
@@ -311,11 +317,12 @@ def _model_config(reference: str):
         raise ConfigError(f"--model_name_or_path {reference}: not a saved model folder ({err})") from None
 
 
-def _stream(accelerator, task: Task, fmt: Predictions, cfg, opts, labels, model, loader, raw, labelled: bool):
+def _stream(accelerator, task: Task, fmt: Predictions, cfg, opts, labels, model, loader, raw, labelled: bool,
+            order: list[int] | None):
     """(inputs predicted, metrics): each gathered batch written as it finishes; the output renamed only when complete."""
     main, rows = accelerator.is_main_process, _undecoded(raw)
     writer = fmt.writer(cfg, opts, labels) if main else None
-    batches, done = [], 0
+    batches, done, pending, written = [], 0, {}, 0
     bar = tqdm(total=len(raw), unit="input", desc="predict", disable=not accelerator.is_local_main_process)
     try:
         with torch.no_grad():
@@ -326,9 +333,18 @@ def _stream(accelerator, task: Task, fmt: Predictions, cfg, opts, labels, model,
                 if labelled:  # kept for the metrics only; unlabelled runs hold nothing across batches
                     batches.append((predictions, references))
                 count = len(predictions)
-                if main:  # the gathered batch is rows done..done+count of the input, in order
-                    writer.write(fmt.records(cfg, opts, labels, predictions,
-                                             rows.select(range(done, done + count)).to_list()))
+                if main:  # the gathered batch is positions done..done+count of the (length-ordered) input
+                    indices = [order[i] for i in range(done, done + count)] if order else range(done, done + count)
+                    records = fmt.records(cfg, opts, labels, predictions, rows.select(indices).to_list())
+                    if order is None:
+                        writer.write(records)
+                    else:  # back in input order: rows wait at most one sort window
+                        pending.update(zip(indices, records))
+                        ready = []
+                        while written in pending:
+                            ready.append(pending.pop(written))
+                            written += 1
+                        writer.write(ready)
                 done += count
                 bar.update(count)
         bar.close()
@@ -342,9 +358,21 @@ def _stream(accelerator, task: Task, fmt: Predictions, cfg, opts, labels, model,
     return done, metrics
 
 
+SORT_WINDOW = 1024  # rows sorted by length together: the reordering buffer stays this small
+
+
+def _length_order(dataset) -> list[int]:
+    """Row positions sorted by token count within consecutive windows of SORT_WINDOW rows (read a window at a time)."""
+    order: list[int] = []
+    for start, window in enumerate(dataset.select_columns(["input_ids"]).iter(batch_size=SORT_WINDOW)):
+        lengths = [len(ids) for ids in window["input_ids"]]
+        order.extend(start * SORT_WINDOW + i for i in sorted(range(len(lengths)), key=lengths.__getitem__))
+    return order
+
+
 def _report(opts, note: str, results: dict, metrics: dict | None) -> None:
     """predict_results.json when the inputs were scored, and the closing lines."""
-    lines = [f"\npredictions  {opts.output}  ({results['predict_samples']} inputs in {results['predict_runtime']:.1f} s, "
+    lines = [f"\npredictions  {opts.output}  ({results['predict_samples']} inputs in {results['predict_runtime']:.2f} s, "
              f"{results['predict_samples_per_second']:.1f} inputs/s)"] + ([note] if note else [])
     if metrics is not None:
         path = Path(opts.output).parent / "predict_results.json"

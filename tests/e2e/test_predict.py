@@ -123,6 +123,24 @@ def test_text_classification_csv_and_jsonl_with_every_score(text_run, tmp_path):
     assert not (tmp_path / "new" / "predict_results.json").exists()  # nothing to score without labels
 
 
+def test_rows_sorted_by_length_are_written_back_in_input_order(text_run, tmp_path, monkeypatch):
+    import shared.predict
+
+    run, _ = text_run
+    rng = random.Random(5)
+    texts = [" and ".join(text for text, _ in toy_reviews(rng.randint(1, 6), seed=i)) for i in range(23)]
+    source = write_csv(tmp_path / "in.csv", [(t,) for t in texts], header=("text",))
+    monkeypatch.setattr(shared.predict, "SORT_WINDOW", 8)  # several windows, each reordered
+    _predict("text_classification", run / "best", source, tmp_path / "sorted.csv", "--per_device_eval_batch_size", "3")
+    _reset_accelerate()
+    monkeypatch.setattr(type(_formats("text_classification")), "sort_by_length", False)
+    _predict("text_classification", run / "best", source, tmp_path / "plain.csv", "--per_device_eval_batch_size", "3")
+    ordered, plain = (list(csv.DictReader((tmp_path / name).open())) for name in ("sorted.csv", "plain.csv"))
+    assert [r["text"] for r in ordered] == texts == [r["text"] for r in plain]
+    for a, b in zip(ordered, plain):
+        assert a["label"] == b["label"] and float(a["score_pos"]) == pytest.approx(float(b["score_pos"]), abs=1e-5)
+
+
 def test_text_classification_failure_leaves_no_output(text_run, tmp_path, monkeypatch):
     run, validation = text_run
     _fails_midway(monkeypatch, "text_classification", run / "best", validation, tmp_path / "p.csv")
