@@ -112,6 +112,8 @@ class TrainConfig:
         "help": "'latest', a checkpoint folder, or a run folder (its newest checkpoint)."})
     ignore_resume_mismatch: bool = field(default=False, metadata={
         "help": "Resume even though batch size, seed, data ... differ from the checkpoint's (no longer exact)."})
+    allow_paths_outside_data: bool = field(default=False, metadata={
+        "help": "Let image tables and COCO files name images outside their folder (../, absolute paths, symlinks)."})
     overwrite_output_dir: bool = field(default=False, metadata={
         "help": "Replace a run already in the run folder (--output_dir/--run_name) instead of refusing."})
     report_to: str = field(default="none", metadata={"help": "none, all, or comma list: tensorboard, wandb, trackio, ..."})

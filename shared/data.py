@@ -171,6 +171,22 @@ def read_label_names(path: Path) -> list[str] | None:
     """A labels.json beside the data ({"0": "negative", ...} or {"id2label": {...}}) gives label names."""
     if not path.is_file():
         return None
-    mapping = json.loads(path.read_text())
-    mapping = mapping.get("id2label", mapping)
-    return [str(mapping[k]) for k in sorted(mapping, key=int)]
+    try:
+        mapping = json.loads(path.read_text())
+        mapping = mapping.get("id2label", mapping)
+        ids = sorted(mapping, key=int)
+    except (UnicodeDecodeError, ValueError, AttributeError, TypeError) as err:
+        raise DataError(f"{path}: expected {{\"0\": \"name\", ...}} or {{\"id2label\": {{...}}}} "
+                        f"({type(err).__name__}: {err})") from None
+    if [int(k) for k in ids] != list(range(len(ids))):
+        raise DataError(f"{path}: label ids must be 0..N-1, got {[int(k) for k in ids]}")
+    return [str(mapping[k]) for k in ids]
+
+
+def inside_data_folder(path: Path, base: Path, allow: bool, where: str) -> Path:
+    """`path` unless it leads (by ../, an absolute path or a symlink) out of `base`. Checked before the file
+    is looked for, so the error says nothing about what exists outside."""
+    if allow or path.resolve().is_relative_to(base.resolve()):
+        return path
+    raise DataError(f"{where}: {path} is outside the data folder {base}; pass --allow_paths_outside_data "
+                    "to read files from elsewhere")

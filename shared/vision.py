@@ -107,6 +107,9 @@ def load_image_folders(train_dir: str, validation_dir: str | None = None,
     Images stay on disk (the dataset stores paths). A validation or test class with no training folder is refused.
     """
     train_classes = {d.name for d in _class_folders(Path(train_dir), "--train_dir")}
+    if len(train_classes) < 2:  # the imagefolder builder would drop the label column altogether
+        raise DataError(f"{train_dir}: the training data has a single class {sorted(train_classes)}; "
+                        "classification needs at least two (one folder per class)")
     data_files = {"train": str(Path(train_dir) / "**")}
     for split, held_out in (("validation", validation_dir), ("test", test_dir)):
         if not held_out:

@@ -8,7 +8,7 @@ import datasets
 from datasets import ClassLabel, DatasetDict
 
 from shared.config import ConfigError
-from shared.data import DataError, load_hub_or_files, read_label_names, require_columns, row_name
+from shared.data import DataError, inside_data_folder, load_hub_or_files, read_label_names, require_columns, row_name
 from shared.vision import check_image_column, load_image_folders
 
 Describe = Callable[[int], str]
@@ -33,7 +33,8 @@ def load_raw(cfg, default_dir: Callable[[], Path]) -> tuple[DatasetDict, dict[st
     for split, dataset in data.items():
         require_columns(dataset, [cfg.image_column, cfg.label_column], where[split])
     if cfg.train_file:
-        data = DatasetDict({split: _paths_to_images(ds, cfg.image_column, where[split]) for split, ds in data.items()})
+        data = DatasetDict({split: _paths_to_images(ds, cfg.image_column, where[split],
+                                                                   cfg.allow_paths_outside_data) for split, ds in data.items()})
         describe = {split: (lambda row, s=where[split]: row_name(s, row)) for split in data}
     else:
         describe = {split: (lambda row, s=where[split]: f"{s} row {row}") for split in data}
@@ -42,14 +43,14 @@ def load_raw(cfg, default_dir: Callable[[], Path]) -> tuple[DatasetDict, dict[st
     return data, describe
 
 
-def _paths_to_images(dataset: datasets.Dataset, column: str, source: str) -> datasets.Dataset:
+def _paths_to_images(dataset: datasets.Dataset, column: str, source: str, allow_outside: bool) -> datasets.Dataset:
     """Image paths (relative to the table's folder, or absolute) checked to exist, cast to datasets.Image."""
     base = Path(source).parent
     paths = []
     for row, value in enumerate(dataset[column]):
         if value is None or not str(value).strip():
             raise DataError(f"{row_name(source, row)}: empty image path in column {column!r}")
-        path = base / str(value).strip()  # an absolute value replaces base
+        path = inside_data_folder(base / str(value).strip(), base, allow_outside, row_name(source, row))
         if not path.is_file():
             raise DataError(f"{row_name(source, row)}: image file {path} not found (paths are relative to {base})")
         paths.append(str(path))
@@ -69,6 +70,9 @@ def encode_labels(data: DatasetDict, cfg, describe: dict[str, Describe]) -> Data
         return _encode_multi(data, cfg, describe)
     feature = data["train"].features["label"]
     if isinstance(feature, ClassLabel):
+        if feature.num_classes < 2:
+            raise DataError(f"{cfg.train_dir or cfg.dataset_name}: the training data has a single class "
+                            f"{feature.names}; classification needs at least two (one folder per class)")
         _check_validation_classes(data, describe)
         return data
     if isinstance(feature, datasets.List):

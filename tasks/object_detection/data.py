@@ -14,7 +14,7 @@ from PIL import Image
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from shared.data import DataError
+from shared.data import DataError, inside_data_folder
 from shared.vision import check_image
 
 ANNOTATION_FILE = "_annotations.coco.json"
@@ -61,7 +61,8 @@ def _checked_box(box, width: int, height: int, where: str) -> list[float]:
     return [x0, y0, x1 - x0, y1 - y0]
 
 
-def load_coco_folder(folder: str | Path, category_index: dict[int, int], verify_images: bool = True) -> datasets.Dataset:
+def load_coco_folder(folder: str | Path, category_index: dict[int, int], verify_images: bool = True,
+                     allow_outside: bool = False) -> datasets.Dataset:
     """One split folder (images + _annotations.coco.json) as a checked dataset; categories mapped by `category_index`."""
     folder = Path(folder)
     path = folder / ANNOTATION_FILE
@@ -70,6 +71,7 @@ def load_coco_folder(folder: str | Path, category_index: dict[int, int], verify_
     for image in coco["images"]:
         file = folder / str(image.get("file_name", ""))
         where = f"{path}: image id {image.get('id')} ({file.name})"
+        inside_data_folder(file, folder, allow_outside, where)
         if not file.is_file():
             raise DataError(f"{where}: image file {file} not found")
         if verify_images:
@@ -100,13 +102,13 @@ def load_coco_folder(folder: str | Path, category_index: dict[int, int], verify_
 
 
 def load_coco_folders(train_dir: str, validation_dir: str | None, verify_images: bool = True,
-                      test_dir: str | None = None) -> tuple[datasets.DatasetDict, list[str]]:
+                      test_dir: str | None = None, allow_outside: bool = False) -> tuple[datasets.DatasetDict, list[str]]:
     """Train (and validation, test) folders with their label names; label order = sorted training category ids."""
     categories = coco_categories(train_dir)
     if not categories:
         raise DataError(f"{Path(train_dir) / ANNOTATION_FILE}: 'categories' is empty")
     index = {category_id: i for i, (category_id, _) in enumerate(categories)}
-    splits = {"train": load_coco_folder(train_dir, index, verify_images)}
+    splits = {"train": load_coco_folder(train_dir, index, verify_images, allow_outside)}
     for split, folder in (("validation", validation_dir), ("test", test_dir)):
         if not folder:
             continue
@@ -115,7 +117,7 @@ def load_coco_folders(train_dir: str, validation_dir: str | None, verify_images:
             if names.get(category_id, name) != name:
                 raise DataError(f"{Path(folder) / ANNOTATION_FILE}: category id {category_id} is {name!r} "
                                 f"here but {names[category_id]!r} in the training annotations")
-        splits[split] = load_coco_folder(folder, index, verify_images)
+        splits[split] = load_coco_folder(folder, index, verify_images, allow_outside)
     return datasets.DatasetDict(splits), [name for _, name in categories]
 
 

@@ -91,7 +91,8 @@ class ObjectDetection(Task):
                 cfg.train_dir, cfg.validation_dir = str(folder / "train"), str(folder / "validation")
             if cfg.validation_dir is None and not Path(cfg.train_dir).is_dir():
                 raise ConfigError(f"--train_dir {cfg.train_dir}: no such folder")
-            data, self.names = load_coco_folders(cfg.train_dir, cfg.validation_dir, cfg.verify_images, cfg.test_dir)
+            data, self.names = load_coco_folders(cfg.train_dir, cfg.validation_dir, cfg.verify_images, cfg.test_dir,
+                                                   cfg.allow_paths_outside_data)
         data = limit_samples(ensure_validation(data, cfg), cfg)
         return data
 
