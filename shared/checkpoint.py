@@ -248,14 +248,15 @@ def portable(value: str) -> str:
 
 def base_model_id(reference: str) -> str | None:
     """The hub id a model card names as base_model: the upstream repo of a packaged backbone, the base of a
-    saved model this run continued from, a hub id as given; None for a local folder without that record."""
+    saved model this run continued from, an owner/name hub id as given; None otherwise (a local folder
+    without that record, or a task's own name for a model started from scratch)."""
     from shared.models import is_packaged, packaged_hub_id
 
     if is_packaged(reference):
         return packaged_hub_id(reference)[0] or None
     if Path(reference).is_dir():
         return read_training_info(Path(reference)).get("base_model")
-    return reference
+    return reference if reference.count("/") == 1 else None
 
 
 def data_files(cfg, data) -> dict:

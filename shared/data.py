@@ -128,23 +128,28 @@ def _carve(dataset: Dataset, size: float | int, seed: int, stratify_column: str 
 
 
 def split_signatures(data: DatasetDict) -> dict[str, dict]:
-    """Rows and a content hash of each held-out split (images by path or bytes), recorded in the run folder."""
+    """Rows and a content hash of each held-out split (images by file name or bytes, so moving the data
+    folder changes nothing), recorded in the run folder."""
     signatures = {}
     for name, dataset in data.items():
         if name == "train":
             continue
-        for column, feature in dataset.features.items():
-            if isinstance(feature, datasets.Image):
-                dataset = dataset.cast_column(column, datasets.Image(decode=False))
+        images = [column for column, feature in dataset.features.items() if isinstance(feature, datasets.Image)]
+        for column in images:
+            dataset = dataset.cast_column(column, datasets.Image(decode=False))
         digest = hashlib.sha1()
         for batch in dataset.iter(batch_size=1000):
-            digest.update(json.dumps(batch, sort_keys=True, default=_hashable).encode())
+            for column in images:
+                batch[column] = [_image_key(value) for value in batch[column]]
+            digest.update(json.dumps(batch, sort_keys=True, default=str).encode())
         signatures[name] = {"rows": len(dataset), "sha1": digest.hexdigest()}
     return signatures
 
 
-def _hashable(value) -> str:
-    return hashlib.sha1(value).hexdigest() if isinstance(value, bytes) else str(value)
+def _image_key(value: dict | None) -> str | None:
+    if not value:
+        return None
+    return Path(value["path"]).name if value.get("path") else hashlib.sha1(value["bytes"]).hexdigest()
 
 
 def check_split_signatures(path: Path, current: dict[str, dict]) -> None:

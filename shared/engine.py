@@ -401,6 +401,9 @@ class Engine:
                   f"{st.best_metrics.get(self.metric_spec.main, float('nan')):.4f})\n"
                   f"last model   {self.run_dir / 'last'}\nmetrics      {self.run_dir / 'results.json'}, "
                   f"{self.run_dir / 'metrics.jsonl'}\nplots        {self.run_dir / 'plots'}")
+            if test_metrics is not None:
+                print(f"test         {self.run_dir / 'test_results.json'}  (best model, {self.metric_spec.main} "
+                      f"{test_metrics.get(self.metric_spec.main, float('nan')):.4f})")
         acc.end_training()
         return results
 

@@ -49,6 +49,7 @@ def test_a_packaged_backbone_is_named_by_its_hub_id():
     assert base_model_id("minilm") == "sentence-transformers/all-MiniLM-L6-v2"
     assert base_model_id("mobilenetv2").startswith("timm/mobilenetv2_100")
     assert base_model_id("google-bert/bert-base-uncased") == "google-bert/bert-base-uncased"
+    assert base_model_id("marian-scratch") is None  # a task's from-scratch name is no hub repo
     cfg = parse_config(get_task("text_classification").config_class, ["--model_name_or_path", "minilm"])
     info = training_info("text_classification", "text-classification", cfg, {"files": {}}, ["a", "b"], {"f1": 0.5}, 3)
     assert info["base_model"] == "sentence-transformers/all-MiniLM-L6-v2" and info["base_model_name"] == "minilm"
