@@ -465,6 +465,6 @@ def test_accelerate_launch_then_sigkill_and_resume_matches_an_unbroken_run(tiny_
     assert resumed.returncode == 0 and "resumed from" in resumed.stdout, resumed.stderr[-3000:]
     scores = [{k: v for k, v in json.loads((tmp_path / run / "run" / "results.json").read_text()).items()
                if k.startswith("eval_") and "per_second" not in k} for run in ("a", "b")]
-    assert scores[0] == scores[1] and scores[0]["eval_f1"] >= 0.9
+    assert scores[0] == scores[1] and scores[0]["eval_f1"] >= 0.8
     weights = [load_file(tmp_path / run / "run" / "best" / "model.safetensors") for run in ("a", "b")]
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
