@@ -21,6 +21,8 @@ from shared.data_report import write_data_report
 from shared.distill import TrainingObjective, load_distiller
 from shared.ema import ModelEma
 from shared.evaluation import split_scalars
+from shared.guards import TrainingDiverged, check_finite_loss, check_finite_weights  # noqa: F401 (TrainingDiverged: re-exported)
+from shared.hub import check_hub_reachable, push_folder
 from shared.losses import class_weight_tensor, configure_losses
 from shared.optim import build_optimizer, build_scheduler, warmup_steps
 from shared.peft_utils import apply_peft
@@ -29,10 +31,6 @@ from shared.resume import resume_command, resume_settings
 from shared.runtime import StopSignals, build_accelerator, gather_eval_outputs, resolve_run_dir, start_processes
 from shared.task import Task
 from shared.tracking import MetricsLogger, plot_metric_figures, plot_run, write_results
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or inf."""
 
 
 def _batch_size(batch: dict) -> int:
@@ -55,7 +53,7 @@ class Engine:
         cfg, task, acc = self.cfg, self.task, self.accelerator
         set_seed(cfg.seed)
         if cfg.push_to_hub:
-            _check_hub_reachable()
+            check_hub_reachable()
         configure_losses(cfg)
         with acc.main_process_first():
             data = task.load_data(cfg)
@@ -221,18 +219,12 @@ class Engine:
     def _log_train(self, running, micro, samples, tic, grad_norm, epoch) -> None:
         acc, st = self.accelerator, self.state
         loss = acc.reduce(running, reduction="mean").item() / max(1, micro)
-        self._stop_if_diverged(loss, epoch)
+        check_finite_loss(loss, st.step, epoch)
         record = {"train/loss": loss, "train/lr": self.scheduler.get_last_lr()[0],
                   "perf/samples_per_sec": samples / max(1e-9, time.perf_counter() - tic)}
         if grad_norm is not None:
             record["train/grad_norm"] = float(grad_norm)
         self.logger.log(record, st.step, epoch + st.batches_in_epoch / len(self.train_loader))
-
-    def _stop_if_diverged(self, loss: float, epoch: int) -> None:
-        if not math.isfinite(loss):
-            raise TrainingDiverged(
-                f"loss became {loss} at or before optimizer step {self.state.step} (epoch {epoch}). Try a lower "
-                f"--learning_rate, --max_grad_norm 1.0, warmup steps, or --mixed_precision bf16/no instead of fp16.")
 
     def _after_step(self, end_of_epoch: bool, running: torch.Tensor) -> None:
         cfg, st = self.cfg, self.state
@@ -250,22 +242,16 @@ class Engine:
     def _save_checkpoint(self, running: torch.Tensor) -> Path:
         # Losses since the last log and the weights this update made, checked before saving: `latest`
         # must never be a diverged checkpoint.
-        self._stop_if_diverged(self.accelerator.reduce(running.clone(), reduction="sum").item(), self.state.epoch)
+        check_finite_loss(self.accelerator.reduce(running.clone(), reduction="sum").item(), self.state.step,
+                          self.state.epoch)
         self._stop_if_weights_diverged()
         self.saved_step = self.state.step
         return self.checkpoints.save(self.accelerator, self.state, self.saved_objects)
 
     def _stop_if_weights_diverged(self) -> None:
-        """Every process checks its weights (and EMA): a non-finite update must reach no checkpoint or export."""
-        acc = self.accelerator
+        """The weights (and EMA) on every process: a non-finite update must reach no checkpoint or export."""
         tensors = [p.detach() for p in self.model.parameters()] + list(self.ema.shadow.values() if self.ema else [])
-        bad = torch.tensor(float(not all(bool(t.isfinite().all()) for t in tensors)), device=acc.device)
-        if acc.num_processes > 1:
-            bad = acc.reduce(bad, reduction="sum")
-        if bad.item():
-            raise TrainingDiverged(
-                f"the weights became non-finite (nan or inf) at optimizer step {self.state.step}; nothing was saved "
-                f"from that step on. Try a lower --learning_rate, --max_grad_norm 1.0, or warmup steps.")
+        check_finite_weights(self.accelerator, tensors, self.state.step)
 
     def _stop_for_signal(self, signum: int, running: torch.Tensor) -> None:
         """Preemption: this optimizer step is done; checkpoint it (unless just saved), say how to resume, exit."""
@@ -396,7 +382,7 @@ class Engine:
             if test_metrics is not None:
                 self._report_test(test_metrics)
             if cfg.push_to_hub:
-                _push(self.run_dir / "best", cfg.hub_model_id)
+                push_folder(self.run_dir / "best", cfg.hub_model_id)
             print(f"\nbest model   {self.run_dir / 'best'}  (step {st.best_step}, {self.metric_spec.main} "
                   f"{st.best_metrics.get(self.metric_spec.main, float('nan')):.4f})\n"
                   f"last model   {self.run_dir / 'last'}\nmetrics      {self.run_dir / 'results.json'}, "
@@ -406,7 +392,6 @@ class Engine:
                       f"{test_metrics.get(self.metric_spec.main, float('nan')):.4f})")
         acc.end_training()
         return results
-
 
     def _report_test(self, metrics: dict) -> None:
         """test_results.json, the test metrics in best/'s training_info.json and card, and the test figures."""
@@ -442,24 +427,6 @@ def _build_model(task: Task, cfg, labels):
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise ConfigError(f"--model_name_or_path {cfg.model_name_or_path} cannot be loaded as a {task.name} model "
                           f"({type(err).__name__}: {reason})") from err
-
-
-def _check_hub_reachable() -> None:
-    from huggingface_hub import HfApi, constants
-    if constants.HF_HUB_OFFLINE:
-        raise SystemExit("--push_to_hub: HF_HUB_OFFLINE is set, so nothing can be pushed; unset it or drop the flag")
-    try:
-        HfApi().whoami()
-    except Exception as err:  # network or auth: either way, stop before training
-        raise SystemExit(f"--push_to_hub: cannot reach the Hub or not logged in ({err}); run `hf auth login` "
-                         "or drop the flag") from err
-
-
-def _push(folder: Path, repo_id: str) -> None:
-    from huggingface_hub import HfApi
-    api = HfApi()
-    api.create_repo(repo_id, exist_ok=True)
-    api.upload_folder(folder_path=str(folder), repo_id=repo_id)
 
 
 def run(task: Task, cfg, on_evaluate=None) -> dict:

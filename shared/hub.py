@@ -1,0 +1,22 @@
+"""--push_to_hub: check that the Hub can be reached before training, and upload a saved model after it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def check_hub_reachable() -> None:
+    from huggingface_hub import HfApi, constants
+    if constants.HF_HUB_OFFLINE:
+        raise SystemExit("--push_to_hub: HF_HUB_OFFLINE is set, so nothing can be pushed; unset it or drop the flag")
+    try:
+        HfApi().whoami()
+    except Exception as err:  # network or auth: either way, stop before training
+        raise SystemExit(f"--push_to_hub: cannot reach the Hub or not logged in ({err}); run `hf auth login` "
+                         "or drop the flag") from err
+
+
+def push_folder(folder: Path, repo_id: str) -> None:
+    from huggingface_hub import HfApi
+    api = HfApi()
+    api.create_repo(repo_id, exist_ok=True)
+    api.upload_folder(folder_path=str(folder), repo_id=repo_id)
