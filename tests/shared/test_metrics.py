@@ -26,7 +26,7 @@ CLS_REFS = [0, 0, 1, 1, 2, 2]
 
 def test_available_metrics_are_the_local_modules():
     assert available_metrics() == ["chrf", "classification", "detection", "mean_iou", "multilabel", "regression",
-                                   "sacrebleu", "squad"]
+                                   "sacrebleu", "seqeval", "squad"]
     assert METRICS_DIR.is_dir()
 
 
