@@ -313,6 +313,13 @@ def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int | None = None, blo
     return app
 
 
+def token_limit(pipe) -> int:
+    """A text pipeline's input limit in tokens: the tokenizer's limit's length limit; transformers leaves a huge placeholder there when none was saved,
+    and the model's position count is the real limit then."""
+    limits = [pipe.tokenizer.model_max_length, getattr(pipe.model.config, "max_position_embeddings", None)]
+    return min([n for n in limits if n and n < 1_000_000] or [512])
+
+
 def _require_gradio() -> None:
     try:
         require("gradio", "demo", "the demo")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from shared.demo import token_limit
 from shared.task import DemoSpec
 
 EXAMPLES = [  # product and film reviews, none of them from the sample data
@@ -13,17 +14,10 @@ EXAMPLES = [  # product and film reviews, none of them from the sample data
 ]
 
 
-def _token_limit(pipe) -> int:
-    """The tokenizer's length limit; transformers leaves a huge placeholder there when none was saved,
-    and the model's position count is the real limit then."""
-    limits = [pipe.tokenizer.model_max_length, getattr(pipe.model.config, "max_position_embeddings", None)]
-    return min([n for n in limits if n and n < 1_000_000] or [512])
-
-
 def predict_batch(pipe, rows: list[tuple]) -> list:
     """One gr.Label value per row: {label: probability}, or the predicted value as text for regression."""
     texts = [text for text, in rows]
-    options = {"truncation": True, "max_length": _token_limit(pipe), "batch_size": len(texts)}
+    options = {"truncation": True, "max_length": token_limit(pipe), "batch_size": len(texts)}
     if pipe.model.config.problem_type == "regression":
         return [f"{result['score']:.4f}" for result in pipe(texts, function_to_apply="none", **options)]
     return [{r["label"]: r["score"] for r in result} for result in pipe(texts, top_k=None, **options)]

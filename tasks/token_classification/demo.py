@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from shared.demo import token_limit
 from shared.task import DemoSpec
 
 EXAMPLES = [  # none of them from the sample data
@@ -13,17 +14,10 @@ EXAMPLES = [  # none of them from the sample data
 COLUMNS = ["entity", "type", "score", "start", "end"]
 
 
-def _token_limit(pipe) -> int:
-    """The tokenizer's length limit; transformers leaves a huge placeholder there when none was saved,
-    and the model's position count is the real limit then."""
-    limits = [pipe.tokenizer.model_max_length, getattr(pipe.model.config, "max_position_embeddings", None)]
-    return min([n for n in limits if n and n < 1_000_000] or [512])
-
-
 def predict_batch(pipe, rows: list[tuple]) -> list:
     """Per row: (HighlightedText value, table rows), from whole entities."""
     texts = [text for text, in rows]
-    pipe.tokenizer.model_max_length = _token_limit(pipe)  # the window size of the strided pass below
+    pipe.tokenizer.model_max_length = token_limit(pipe)  # the window size of the strided pass below
     # "first": a word's type is read from its first sub-token, the one trained by default (--label_all_tokens
     # models give the same words either way)
     results = pipe(texts, aggregation_strategy="first", stride=pipe.tokenizer.model_max_length // 4,
