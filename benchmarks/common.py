@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "benchmarks" / "results"
@@ -69,14 +70,22 @@ def ratio(ours: float | None, theirs: float | None) -> float | None:
     return round(ours / theirs, 3) if ours and theirs else None
 
 
+def _cell(value) -> str:
+    if isinstance(value, dict):  # e.g. other_metrics: "f1 0.8443, exact_match 27.2"
+        return ", ".join(f"{k} {v}" for k, v in value.items())
+    return str(value)
+
+
 def markdown_table(rows: list[dict], columns: list[str]) -> str:
     head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
-    return head + "".join("| " + " | ".join(str(row.get(c, "")) for c in columns) + " |\n" for row in rows)
+    return head + "".join("| " + " | ".join(_cell(row.get(c, "")) for c in columns) + " |\n" for row in rows)
 
 
-def write_merged_rows(kind: str, rows: list[dict], command: str, columns: list[str], **extra) -> Path:
+def write_merged_rows(kind: str, rows: list[dict], command: str,
+                      columns: list[str] | Callable[[list[dict]], list[str]], **extra) -> Path:
     """results/<date>-<machine>-<kind>.json and .md: this run's rows replace earlier rows of the same
-    tasks from today, every row keeps the command that measured it, and the .md lists those commands."""
+    tasks from today, every row keeps the command that measured it, and the .md lists those commands.
+    `columns` may be a function of the merged rows (to show a column only where some row has it)."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{time.strftime('%Y%m%d')}-{machine_tag()}-{kind}.json"
     for row in rows:
@@ -84,7 +93,7 @@ def write_merged_rows(kind: str, rows: list[dict], command: str, columns: list[s
     earlier = json.loads(path.read_text()) if path.exists() else {"rows": []}
     ran = {row["task"] for row in rows}
     rows = [{"command": earlier.get("command", ""), **row} for row in earlier["rows"] if row["task"] not in ran] + rows
-    table = markdown_table(rows, columns)
+    table = markdown_table(rows, columns(rows) if callable(columns) else columns)
     path.write_text(json.dumps({"machine": machine_info(), "rows": rows, "table": table, **extra}, indent=1))
     commands = "\n".join(f"`{c}`" for c in dict.fromkeys(row["command"] for row in rows))
     path.with_suffix(".md").write_text(f"{commands}\n\n{table}")

@@ -11,10 +11,9 @@ import json
 import socket
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from benchmarks.common import RESULTS_DIR, machine_info, machine_tag, markdown_table, run_measured
+from benchmarks.common import run_measured, write_merged_rows
 from benchmarks.suite import pairs
 
 
@@ -48,10 +47,4 @@ def run_scaling(task: str) -> Path:
                      "data_wait_fraction": results.get("train_data_wait_fraction"),
                      "eval_samples_per_s": results["eval_samples_per_second"],
                      f"{pair.metric}": round(results[f"last_eval_{pair.metric}"], 4), **measured})
-    table = markdown_table(rows, list(rows[0]))
-    command = f"python -m benchmarks scaling --task {task}"
-    path = RESULTS_DIR / f"{time.strftime('%Y%m%d')}-{machine_tag()}-scaling-{task}.json"
-    path.write_text(json.dumps({"machine": machine_info(), "command": command, "rows": rows, "table": table}, indent=1))
-    path.with_suffix(".md").write_text(f"`{command}`\n\n{table}")
-    print(table)
-    return path
+    return write_merged_rows(f"scaling-{task}", rows, f"python -m benchmarks scaling --task {task}", list(rows[0]))
