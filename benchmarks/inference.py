@@ -24,24 +24,24 @@ from shared.task import get_task
 from tasks.semantic_segmentation.data import IGNORE
 
 
-def _classification(rows, outputs, labels, _task) -> dict:
+def _classification(rows, outputs, labels, _data) -> dict:
     hits = [out[0]["label"] == labels[row["label"]] for row, out in zip(rows, outputs)]
     return {"accuracy": sum(hits) / len(hits)}
 
 
-def _qa(rows, outputs, _labels, _task) -> dict:
+def _qa(rows, outputs, _labels, _data) -> dict:
     predictions = [{"id": r["id"], "prediction_text": o["answer"]} for r, o in zip(rows, outputs)]
     references = [{"id": r["id"], "answers": r["answers"]} for r in rows]
     return {"f1": load_metric("squad").compute(predictions=predictions, references=references)["f1"]}
 
 
-def _translation(rows, outputs, _labels, _task) -> dict:
+def _translation(rows, outputs, _labels, _data) -> dict:
     predictions = [o[0]["translation_text"] if isinstance(o, list) else o["translation_text"] for o in outputs]
     return {"bleu": load_metric("sacrebleu").compute(predictions=predictions,
                                                      references=[[r["target"]] for r in rows])["bleu"]}
 
 
-def _detection(rows, outputs, labels, _task) -> dict:
+def _detection(rows, outputs, labels, _data) -> dict:
     """COCO mAP@0.5 of the pipeline's boxes (pixels, corners) against the COCO-format ground truth (x, y, w, h)."""
     index = {name: i for i, name in enumerate(labels)}
     corners = ("xmin", "ymin", "xmax", "ymax")
@@ -54,11 +54,11 @@ def _detection(rows, outputs, labels, _task) -> dict:
     return {"map_50": found["map_50"]}
 
 
-def _segmentation(rows, outputs, labels, task) -> dict:
+def _segmentation(rows, outputs, labels, data) -> dict:
     """Mean IoU of the pipeline's per-label masks, put back together into one label map per image."""
     predicted, truth = [], []
     for row, segments in zip(rows, outputs):
-        ids = task.table[torch.from_numpy(np.asarray(row["mask"], dtype=np.int64))].numpy()
+        ids = data.table[torch.from_numpy(np.asarray(row["mask"], dtype=np.int64))].numpy()
         label_map = np.full(ids.shape, IGNORE, dtype=np.int64)
         for segment in segments:
             label_map[np.asarray(segment["mask"]) > 0] = labels.index(segment["label"])
@@ -82,11 +82,12 @@ ADAPTERS = {
 
 def _validation_rows(task_name: str, samples: int) -> tuple[list[dict], list[str] | None, object]:
     """The first validation rows of the task's benchmark data, its label names, and the task that loaded them."""
-    task, pair = get_task(task_name), pairs()[task_name]
-    cfg = parse_config(task.config_class, ["--config", pair.recipe, *pair.data_flags, "--output_dir", "/tmp/unused"])
-    data = task.load_data(cfg)
+    task_class, pair = get_task(task_name), pairs()[task_name]
+    cfg = parse_config(task_class.config_class, ["--config", pair.recipe, *pair.data_flags, "--output_dir", "/tmp/unused"])
+    task = task_class(cfg)
+    data = task.load_data()
     rows = [data["validation"][i] for i in range(min(samples, len(data["validation"])))]
-    return rows, task.label_names(cfg, data), task
+    return rows, data, task
 
 
 def _variants(model: torch.nn.Module):
@@ -117,7 +118,8 @@ def benchmark_model(task_name: str, model_dir: str, samples: int) -> list[dict]:
     from transformers import pipeline
 
     to_input, score, call_args = ADAPTERS[task_name]
-    rows, labels, task = _validation_rows(task_name, samples)
+    rows, data, task = _validation_rows(task_name, samples)
+    labels = data.labels
     inputs = [to_input(r) for r in rows]
     pipe = pipeline(task.pipeline_tag, model=model_dir, device=-1)
     eager = pipe.model
@@ -127,7 +129,7 @@ def benchmark_model(task_name: str, model_dir: str, samples: int) -> list[dict]:
         pipe.model = model
         try:
             outputs, timing = _measure(pipe, inputs, call_args)
-            metric = {k: round(v, 4) for k, v in score(rows, outputs, labels, task).items()}
+            metric = {k: round(v, 4) for k, v in score(rows, outputs, labels, data).items()}
         except Exception as err:  # a variant that does not apply to this architecture is reported, not hidden
             timing, metric = {"error": f"{type(err).__name__}: {str(err)[:120]}"}, {}
         results.append({"task": task_name, "variant": name, **timing, **metric, "samples": len(inputs),

@@ -259,11 +259,17 @@ def base_model_id(reference: str) -> str | None:
     return reference if reference.count("/") == 1 else None
 
 
-def data_files(cfg, data) -> dict:
-    """The data a run used: hub dataset or file and folder names (never absolute paths), and rows per split."""
+def data_files(cfg, data, sources: dict[str, str] | None = None) -> dict:
+    """The data a run used: hub dataset or file and folder names (never absolute paths), and rows per split.
+
+    `sources` (split -> file or folder, from TaskData) names what a task read when no flag gave it (its
+    embedded sample data).
+    """
     fields = cfg.__dataclass_fields__
     files = {name: portable(str(value)) for name in fields if name.endswith(("_file", "_dir"))
              and name.split("_")[0] in ("train", "validation", "test") and (value := vars(cfg)[name])}
+    if not files and not cfg.dataset_name:
+        files = {f"{split}_data": portable(str(source)) for split, source in (sources or {}).items()}
     return {"dataset_name": cfg.dataset_name, "dataset_config_name": cfg.dataset_config_name, "files": files,
             "validation_split": cfg.validation_split, "test_split": cfg.test_split, "seed": cfg.seed,
             "rows": {name: len(split) for name, split in data.items()}}

@@ -12,16 +12,17 @@ from shared.task import get_task
 def main(task_name: str, args: list[str] | None = None) -> dict:
     from shared.engine import TrainingDiverged, run
 
-    task = get_task(task_name)
+    task_class = get_task(task_name)
     try:
-        cfg = parse_config(task.config_class, args)
+        cfg = parse_config(task_class.config_class, args)
         check_trackers(cfg.report_to)
+        task = task_class(cfg)
         if cfg.hpo_trials:
             require("optuna", "tune", "--hpo_trials")
             from shared.tune import tune  # optuna is the [tune] extra: imported only here
 
-            return tune(task, cfg)
-        return run(task, cfg)
+            return tune(task)
+        return run(task)
     except (ConfigError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -34,10 +35,10 @@ def predict_main(task_name: str, predictions, args: list[str] | None = None) -> 
     """`tasks/<task>/predict.py`: the task's config flags plus its prediction options, then shared.predict."""
     from shared.predict import parse_predict_args, predict
 
-    task = get_task(task_name)
+    task_class = get_task(task_name)
     try:
-        cfg, opts = parse_predict_args(task, predictions, args)
-        return predict(task, predictions, cfg, opts)
+        cfg, opts = parse_predict_args(task_class, predictions, args)
+        return predict(task_class(cfg), predictions, cfg, opts)
     except (ConfigError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None

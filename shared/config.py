@@ -191,7 +191,7 @@ def _in_range(value: float, interval: str) -> bool:
 def check_ranges(cfg) -> None:
     """Every numeric option (a subclass's too) is finite, and each one in RANGES lies in its range."""
     for option in dataclasses.fields(cfg):
-        value = getattr(cfg, option.name)
+        value = vars(cfg)[option.name]
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
         if value != value or value in (float("inf"), float("-inf")):

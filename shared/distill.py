@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from shared.config import ConfigError
-from shared.losses import focal_loss_ignored, weight_penalty
+from shared.losses import LossSettings, weight_penalty
 
 
 def distillation_kl(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -67,10 +67,9 @@ def load_distiller(task, cfg, labels: list[str] | None, device, autocast: Callab
     if not labels:
         raise ConfigError(f"--teacher_model: task {task.name!r} has no class labels to distil")
     _check_teacher_labels(cfg.teacher_model, labels)
-    teacher_cfg = dataclasses.replace(cfg, model_name_or_path=cfg.teacher_model, use_peft=False)
-    if hasattr(teacher_cfg, "freeze_backbone"):
-        teacher_cfg.freeze_backbone = False
-    teacher = task.build_model(teacher_cfg, labels).to(device)
+    # The task's own build_model, on a copy of the config naming the teacher (frozen below, adapters off).
+    teacher_task = type(task)(dataclasses.replace(cfg, model_name_or_path=cfg.teacher_model, use_peft=False))
+    teacher = teacher_task.build_model(labels).to(device)
     return Distiller(teacher, task, cfg.distill_alpha, cfg.distill_temperature, autocast)
 
 
@@ -90,16 +89,15 @@ def _check_teacher_labels(reference: str, labels: list[str]) -> None:
 class TrainingObjective:
     """The loss the optimizer minimises: the task's loss, blended with distillation and penalties when set."""
 
-    def __init__(self, task, class_weights: torch.Tensor | None, distiller: Distiller | None = None,
-                 l1: float = 0.0, l2: float = 0.0):
-        self.task, self.class_weights, self.distiller, self.l1, self.l2 = task, class_weights, distiller, l1, l2
+    def __init__(self, task, loss: LossSettings, distiller: Distiller | None = None, l1: float = 0.0, l2: float = 0.0):
+        self.task, self.loss, self.distiller, self.l1, self.l2 = task, loss, distiller, l1, l2
         self.checked = False
 
     def __call__(self, model, batch: dict):
-        loss, outputs = self.task.compute_loss(model, batch, self.class_weights)
+        loss, outputs = self.task.compute_loss(model, batch, self.loss)
         if not self.checked:  # first forward, before any optimizer step
             self.checked = True
-            if focal_loss_ignored():
+            if self.loss.focal_ignored:
                 raise ConfigError(f"--loss focal: task {self.task.name!r} computes its loss without "
                                   "shared.losses.classification_loss, so focal loss would not apply")
         if self.distiller:

@@ -15,19 +15,20 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from shared.checkpoint import CheckpointManager, TrainState, add_test_metrics, data_files, export_model, training_info
-from shared.config import ConfigError, save_config
-from shared.data import DataError, check_split_signatures, split_signatures
+from shared.config import save_config
+from shared.data import check_split_signatures, split_signatures
 from shared.data_report import write_data_report
 from shared.distill import TrainingObjective, load_distiller
 from shared.ema import ModelEma
 from shared.evaluation import split_scalars
 from shared.guards import TrainingDiverged, check_finite_loss, check_finite_weights  # noqa: F401 (TrainingDiverged: re-exported)
 from shared.hub import check_hub_reachable, push_folder
-from shared.losses import class_weight_tensor, configure_losses
+from shared.losses import LossSettings, class_weight_tensor
 from shared.optim import build_optimizer, build_scheduler, warmup_steps
 from shared.peft_utils import apply_peft
 from shared.sampling import SeededFetch, train_batching
 from shared.resume import resume_command, resume_settings
+from shared.run import build_run
 from shared.runtime import StopSignals, build_accelerator, gather_eval_outputs, resolve_run_dir, start_processes
 from shared.task import Task
 from shared.tracking import MetricsLogger, plot_metric_figures, plot_run, write_results
@@ -40,12 +41,12 @@ def _batch_size(batch: dict) -> int:
 class Engine:
     """setup() -> train() -> finish(): one run of one task."""
 
-    def __init__(self, task: Task, cfg, on_evaluate=None):
-        self.task, self.cfg = task, cfg
+    def __init__(self, task: Task, on_evaluate=None):
+        self.task, self.cfg = task, task.cfg
         self.on_evaluate = on_evaluate  # on_evaluate(step, main metric, greater_is_better) after each evaluation
         start_processes()
-        self.run_dir = resolve_run_dir(task.name, cfg)
-        self.accelerator = build_accelerator(cfg, self.run_dir)
+        self.run_dir = resolve_run_dir(task.name, self.cfg)
+        self.accelerator = build_accelerator(self.cfg, self.run_dir)
         self.is_main = self.accelerator.is_main_process
 
     # ------------------------------------------------------------------ setup
@@ -54,28 +55,23 @@ class Engine:
         set_seed(cfg.seed)
         if cfg.push_to_hub:
             check_hub_reachable()
-        configure_losses(cfg)
-        with acc.main_process_first():
-            data = task.load_data(cfg)
-        self.labels = task.label_names(cfg, data)
+        adapt = (lambda model: apply_peft(model, cfg, task, log=acc.print)) if cfg.use_peft else None
+        built = build_run(task, adapt_model=adapt, main_process_first=acc.main_process_first)
+        data, self.processor, model, self.metric_spec = built.data, built.processor, built.model, built.metric
+        train_ds, eval_ds, test_ds = (built.datasets.get(split) for split in ("train", "validation", "test"))
+        self.data, self.labels = data, data.labels
         self.num_labels = len(self.labels) if self.labels else None
-        self.processor, model = _build_model(task, cfg, self.labels)
-        if cfg.use_peft:
-            model = apply_peft(model, cfg, task, log=acc.print)
-        with acc.main_process_first():
-            train_ds = task.preprocess(cfg, self.processor, data["train"], "train")
-            eval_ds = task.preprocess(cfg, self.processor, data["validation"], "validation")
-            test_ds = task.preprocess(cfg, self.processor, data["test"], "test") if "test" in data else None
         self.raw_eval, self.raw_test = data["validation"], data.get("test")
-        label_ids = task.label_ids(cfg, data)  # per-row classes (weighted sampler); None for dense tasks
-        counts = task.label_counts(cfg, data) if cfg.class_weights else None  # dense tasks count pixels
+        counts = data.label_counts if cfg.class_weights else None  # dense tasks count pixels
         self.class_weights = class_weight_tensor(cfg.class_weights, counts, self.num_labels or 0)
-        collate = task.collate_fn(cfg, self.processor)
+        self.loss = LossSettings.from_config(cfg, self.class_weights)
+        self.eval_loss = LossSettings.from_config(cfg, None)  # as training, without class weights
+        collate = built.collate
         pin = torch.cuda.is_available()
         # The loader's own generator keeps its per-epoch seed draw off the global RNG, which a resumed
         # run restores from the checkpoint (dropout masks then match an uninterrupted run).
         lengths = task.lengths(train_ds) if cfg.group_by_length else None
-        self.epoch_sampler, batching = train_batching(cfg, lengths, label_ids, len(train_ds))
+        self.epoch_sampler, batching = train_batching(cfg, lengths, data.label_ids, len(train_ds))
         self.train_fetch = SeededFetch(train_ds, cfg.seed)  # augmentations replay exactly on resume
         train_loader = DataLoader(self.train_fetch, **batching, collate_fn=collate,
                                   num_workers=cfg.dataloader_num_workers, pin_memory=pin,
@@ -84,11 +80,11 @@ class Engine:
                                                collate_fn=collate, num_workers=cfg.dataloader_num_workers,
                                                pin_memory=pin) if ds is not None else None
                                     for ds in (eval_ds, test_ds))
-        optimizer = build_optimizer(cfg, model, task.lr_overrides(cfg, model))
+        optimizer = build_optimizer(cfg, model, task.lr_overrides(model))
         distiller = load_distiller(task, cfg, self.labels, acc.device, acc.autocast)
         if distiller:
             distiller.check(next(iter(eval_loader)), self.num_labels)  # the eval loader: no shuffle RNG drawn
-        self.objective = TrainingObjective(task, self.class_weights, distiller, cfg.l1_penalty, cfg.l2_penalty)
+        self.objective = TrainingObjective(task, self.loss, distiller, cfg.l1_penalty, cfg.l2_penalty)
         self.model, self.optimizer, self.train_loader, self.eval_loader = acc.prepare(
             model, optimizer, train_loader, eval_loader)
         self.test_loader = acc.prepare(test_loader) if test_loader is not None else None
@@ -96,7 +92,6 @@ class Engine:
         self.steps_per_epoch = math.ceil(len(self.train_loader) / cfg.gradient_accumulation_steps)
         self.total_steps = cfg.max_train_steps or math.ceil(cfg.num_train_epochs * self.steps_per_epoch)
         self.num_epochs = math.ceil(self.total_steps / self.steps_per_epoch)
-        self.metric_spec = task.metric(cfg)
         self.scheduler = build_scheduler(cfg, self.optimizer, self.total_steps, self.metric_spec.greater_is_better)
         self.ema = ModelEma(self._plain_model(), cfg.ema_decay) if cfg.ema_decay else None
         # Checkpointed by CheckpointManager as JSON and safetensors (accelerate's custom objects are pickles).
@@ -104,7 +99,7 @@ class Engine:
         self.checkpoints = CheckpointManager(self.run_dir, cfg.save_total_limit)
         settings = resume_settings(cfg, acc.num_processes, self.total_steps, len(train_ds))
         self.state = TrainState(task=task.name, num_labels=self.num_labels, settings=settings)
-        resume_step, splits = None, split_signatures(data)
+        resume_step, splits = None, split_signatures(data.splits)
         if cfg.resume_from_checkpoint:
             path = self.checkpoints.resolve(cfg.resume_from_checkpoint, acc.print)
             self.state = CheckpointManager.load(acc, path, task.name, self.num_labels, self.saved_objects, settings,
@@ -118,12 +113,11 @@ class Engine:
             save_config(cfg, self.run_dir / "config.yaml")
             (self.run_dir / "splits.json").write_text(json.dumps(splits, indent=1))
             if cfg.data_report:
-                write_data_report(data, task.row_key, self.run_dir, log=acc.print,
-                                  warnings=task.data_warnings(cfg, data))
+                write_data_report(data.splits, task.row_key, self.run_dir, log=acc.print, warnings=data.warnings)
         self.logger = MetricsLogger(acc, self.run_dir, resume_step)
         if acc.trackers == [] and cfg.report_to not in ("none", ""):
             acc.init_trackers(self.run_dir.name, config={k: v for k, v in vars(cfg).items() if v is not None})
-        self.data_files = data_files(cfg, data)
+        self.data_files = data_files(cfg, data.splits, data.sources)
         self._print_plan(len(train_ds), len(eval_ds), len(test_ds) if test_ds is not None else 0)
 
     def _print_plan(self, n_train: int, n_eval: int, n_test: int) -> None:
@@ -276,7 +270,7 @@ class Engine:
         weights = self.ema.swapped_in(self._plain_model()) if self.ema else nullcontext()
         with weights, torch.no_grad():
             for batch in tqdm(loader, disable=not acc.is_local_main_process, desc=desc, leave=False):
-                loss, predictions, references = self.task.eval_step(self.model, batch)
+                loss, predictions, references = self.task.eval_step(self.model, batch, self.eval_loss)
                 samples += _batch_size(batch) * acc.num_processes
                 batches.append((gather_eval_outputs(acc, predictions),
                                 gather_eval_outputs(acc, references, self.task.reference_pad_value)))
@@ -284,7 +278,7 @@ class Engine:
                     losses.append(acc.gather_for_metrics(loss.detach().float().repeat(_batch_size(batch))))
         # Every process computes the same metrics from the same gathered data, so decisions
         # such as early stopping agree without another broadcast.
-        metrics = self.task.compute_metrics(self.cfg, self.metric_spec, batches, raw)
+        metrics = self.task.compute_metrics(self.metric_spec, batches, raw)
         if losses:
             metrics["loss"] = torch.cat(losses).mean().item()
         self.model.train()
@@ -378,9 +372,11 @@ class Engine:
             write_results(self.run_dir, results)
             plot_run(self.run_dir, st.best_metrics, self.labels)
             if last_metrics:
-                self.task.eval_report(cfg, self.run_dir / "plots", self.last_batches, self.raw_eval, self.labels)
+                self.task.eval_report(self.run_dir / "plots", self.last_batches, self.raw_eval, self.labels)
             if test_metrics is not None:
                 self._report_test(test_metrics)
+            for line in self.data.notes():  # what the task counted while training (boxes dropped by augmentation)
+                print(line)
             if cfg.push_to_hub:
                 push_folder(self.run_dir / "best", cfg.hub_model_id)
             print(f"\nbest model   {self.run_dir / 'best'}  (step {st.best_step}, {self.metric_spec.main} "
@@ -401,7 +397,7 @@ class Engine:
         out = self.run_dir / "test" / "plots"  # QA writes its predictions.json beside this plots folder
         out.mkdir(parents=True, exist_ok=True)
         plot_metric_figures(metrics, self.labels, out)
-        self.task.eval_report(self.cfg, out, self.test_batches, self.raw_test, self.labels)
+        self.task.eval_report(out, self.test_batches, self.raw_test, self.labels)
 
     def _release_optimizer(self) -> None:
         self.optimizer.zero_grad(set_to_none=True)
@@ -417,21 +413,9 @@ class Engine:
         gc.collect()
 
 
-def _build_model(task: Task, cfg, labels):
-    """The task's processor and model, or one ConfigError line naming the model that does not fit the task."""
-    try:
-        return task.build_processor(cfg), task.build_model(cfg, labels)
-    except (ConfigError, DataError):
-        raise
-    except (OSError, ValueError, KeyError) as err:  # what transformers raises for a missing or foreign model
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise ConfigError(f"--model_name_or_path {cfg.model_name_or_path} cannot be loaded as a {task.name} model "
-                          f"({type(err).__name__}: {reason})") from err
-
-
-def run(task: Task, cfg, on_evaluate=None) -> dict:
-    """Train and evaluate `task` as configured; return the results written to results.json."""
-    engine = Engine(task, cfg, on_evaluate)
+def run(task: Task, on_evaluate=None) -> dict:
+    """Train and evaluate `task` (built with its config); return the results written to results.json."""
+    engine = Engine(task, on_evaluate)
     engine.setup()
     engine.train()
     return engine.finish()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import io
 import json
 import re
@@ -27,6 +28,7 @@ from torch.utils.data import DataLoader
 from shared.checkpoint import read_training_info
 from shared.config import ConfigError, parse_config
 from shared.extras import require
+from shared.run import build_run
 from shared.task import get_task
 
 LATENCY_RUNS = 30
@@ -46,36 +48,34 @@ def _task_name(model_dir: Path, given: str | None) -> str:
 
 
 def load_run(model_dir: Path, task_name: str | None, max_eval_samples: int | None):
-    """(task, cfg, model, processor, eval batches, raw validation split) for a saved model of a run."""
-    task = get_task(_task_name(model_dir, task_name))
+    """(task, metric spec, model, eval batches, raw validation split) for a saved model of a run."""
+    task_class = get_task(_task_name(model_dir, task_name))
     recipe = model_dir.parent / "config.yaml"
     if not recipe.is_file():
         raise ConfigError(f"{recipe}: not found; export expects a model folder inside a run folder")
     args = ["--config", str(recipe), "--model_name_or_path", str(model_dir), "--data_report", "false"]
     if max_eval_samples:
         args += ["--max_eval_samples", str(max_eval_samples)]
-    cfg = parse_config(task.config_class, args)
-    cfg.teacher_model, cfg.use_peft = None, False  # the saved model is already merged and standalone
-    if hasattr(cfg, "freeze_backbone"):
-        cfg.freeze_backbone = False
-    data = task.load_data(cfg)
-    labels = task.label_names(cfg, data)
-    processor = task.build_processor(cfg)
-    model = task.build_model(cfg, labels).float().eval()
-    dataset = task.preprocess(cfg, processor, data["validation"], "validation")
-    loader = DataLoader(dataset, batch_size=cfg.per_device_eval_batch_size, collate_fn=task.collate_fn(cfg, processor))
-    return task, cfg, model, list(loader), data["validation"]
+    parsed = parse_config(task_class.config_class, args)
+    # the saved model is already merged and standalone: no teacher, no adapters
+    cfg = dataclasses.replace(parsed, teacher_model=None, use_peft=False)
+    task = task_class(cfg)
+    run = build_run(task, splits=("validation",))
+    model = run.model.float().eval()
+    loader = DataLoader(run.datasets["validation"], batch_size=cfg.per_device_eval_batch_size, collate_fn=run.collate)
+    return task, run.metric, model, list(loader), run.data["validation"]
 
 
 @torch.no_grad()
-def evaluate(task, cfg, model, batches, raw_eval) -> dict:
+def evaluate(task, spec, model, batches, raw_eval) -> dict:
     """The task's own metrics for `model` (a torch module or an ONNX runner) on the validation batches."""
     gathered = []
     for batch in batches:
         _, predictions, references = task.eval_step(model, batch)
         as_numpy = lambda v: v.cpu().numpy() if isinstance(v, torch.Tensor) else v
         gathered.append((as_numpy(predictions), as_numpy(references)))
-    return task.compute_metrics(cfg, task.metric(cfg), gathered, raw_eval)
+    spec = copy.deepcopy(spec)  # a fresh evaluate module per form measured
+    return task.compute_metrics(spec, gathered, raw_eval)
 
 
 def _model_inputs(batch: dict) -> dict:
@@ -117,12 +117,12 @@ def load_quantized(model_dir: str | Path, task_name: str | None = None) -> torch
     from transformers import AutoConfig
 
     model_dir = Path(model_dir)
-    task = get_task(_task_name(model_dir, task_name))
-    cfg = parse_config(task.config_class, ["--config", str(model_dir.parent / "config.yaml"),
-                                           "--model_name_or_path", str(model_dir)])
+    task_class = get_task(_task_name(model_dir, task_name))
+    cfg = parse_config(task_class.config_class, ["--config", str(model_dir.parent / "config.yaml"),
+                                                 "--model_name_or_path", str(model_dir)])
     config = AutoConfig.from_pretrained(model_dir)
     labels = [config.id2label[i] for i in range(config.num_labels)]
-    quantized = quantize_int8(task.build_model(cfg, labels).float().eval())
+    quantized = quantize_int8(task_class(cfg).build_model(labels).float().eval())
     quantized.load_state_dict(torch.load(model_dir / "export" / "model_int8.pt", weights_only=True))
     return quantized
 
@@ -175,13 +175,13 @@ def export(model_dir: str | Path, quantize: str | None = "dynamic-int8", onnx: b
            task_name: str | None = None, max_eval_samples: int | None = None) -> dict:
     """Write the exported forms and export_report.json; return the report."""
     model_dir = Path(model_dir)
-    task, cfg, model, batches, raw_eval = load_run(model_dir, task_name, max_eval_samples)
+    task, spec, model, batches, raw_eval = load_run(model_dir, task_name, max_eval_samples)
     out = model_dir / "export"
     out.mkdir(exist_ok=True)
     example = first_example(batches[0])
-    main = task.metric(cfg).main
+    main = spec.main
     measure = lambda m, size: {"size_mb": round(size / 2 ** 20, 3), "latency_ms_batch1": round(latency_ms(m, example), 3),
-                               main: evaluate(task, cfg, m, batches, raw_eval)[main]}
+                               main: evaluate(task, spec, m, batches, raw_eval)[main]}
     report = {"model": str(model_dir), "task": task.name, "main_metric": main, "torch_threads": torch.get_num_threads(),
               "validation_rows": len(raw_eval), "fp32": measure(model, state_dict_bytes(model))}
     if quantize == "dynamic-int8":

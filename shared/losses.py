@@ -3,6 +3,7 @@ and L1/L2 weight penalties."""
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -42,43 +43,48 @@ def class_weight_tensor(spec: str | None, counts: list[int] | None, num_labels: 
     return torch.tensor(weights, dtype=torch.float32)
 
 
-# The run's --loss choice, set once by the engine (configure_losses) so that every task calling
-# classification_loss follows it without a flag of its own.
-_RUN_LOSS = {"focal_gamma": 0.0, "used": False}
+@dataclass
+class LossSettings:
+    """The run's classification-loss choices, carried by the training objective into compute_loss.
+
+    `applied` counts classification_loss calls, so the engine can refuse --loss focal for a task whose
+    loss never goes through it.
+    """
+
+    class_weights: torch.Tensor | None = None
+    label_smoothing: float = 0.0
+    focal_gamma: float = 0.0  # 0: plain cross-entropy
+    applied: int = field(default=0, compare=False)
+
+    @classmethod
+    def from_config(cls, cfg, class_weights: torch.Tensor | None) -> "LossSettings":
+        return cls(class_weights, cfg.label_smoothing, cfg.focal_gamma if cfg.loss == "focal" else 0.0)
+
+    @property
+    def is_custom(self) -> bool:
+        """True when a task must compute classification_loss instead of taking the model's own loss."""
+        return self.class_weights is not None or self.label_smoothing > 0 or self.focal_gamma > 0
+
+    @property
+    def focal_ignored(self) -> bool:
+        """True when --loss focal was asked for but no loss went through classification_loss."""
+        return self.focal_gamma > 0 and not self.applied
 
 
-def configure_losses(cfg) -> None:
-    """Apply --loss / --focal_gamma to every classification_loss call of this run."""
-    _RUN_LOSS["focal_gamma"] = cfg.focal_gamma if getattr(cfg, "loss", "cross_entropy") == "focal" else 0.0
-    _RUN_LOSS["used"] = False
-
-
-def focal_loss_ignored() -> bool:
-    """True when --loss focal was asked for but the task's loss did not go through classification_loss."""
-    return _RUN_LOSS["focal_gamma"] > 0 and not _RUN_LOSS["used"]
-
-
-def uses_custom_loss(class_weights: torch.Tensor | None, label_smoothing: float = 0.0) -> bool:
-    """True when a task must compute classification_loss instead of taking the model's own loss."""
-    return class_weights is not None or label_smoothing > 0 or _RUN_LOSS["focal_gamma"] > 0
-
-
-def classification_loss(logits: torch.Tensor, labels: torch.Tensor, class_weights: torch.Tensor | None,
-                        label_smoothing: float = 0.0, ignore_index: int = -100,
-                        focal_gamma: float | None = None) -> torch.Tensor:
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor, loss: LossSettings,
+                        ignore_index: int = -100) -> torch.Tensor:
     """Cross-entropy (or focal loss) over dim 1, for [B, C] and [B, C, H, W] logits, computed in fp32.
 
-    focal_gamma None follows the run's --loss. Focal loss scales each term by (1 - p_true) ** gamma
-    (Lin et al. 2017) and is averaged like weighted cross-entropy (sum over sum of class weights),
-    so gamma 0 gives exactly F.cross_entropy.
+    Focal loss scales each term by (1 - p_true) ** gamma (Lin et al. 2017) and is averaged like weighted
+    cross-entropy (sum over sum of class weights), so gamma 0 gives exactly F.cross_entropy.
     """
-    gamma = _RUN_LOSS["focal_gamma"] if focal_gamma is None else focal_gamma
-    _RUN_LOSS["used"] = True
-    weight = class_weights.to(logits.device) if class_weights is not None else None
+    loss.applied += 1
+    gamma, smoothing = loss.focal_gamma, loss.label_smoothing
+    weight = loss.class_weights.to(logits.device) if loss.class_weights is not None else None
     logits = logits.float()
     if not gamma:
-        return F.cross_entropy(logits, labels, weight=weight, label_smoothing=label_smoothing, ignore_index=ignore_index)
-    per_item = F.cross_entropy(logits, labels, weight=weight, label_smoothing=label_smoothing,
+        return F.cross_entropy(logits, labels, weight=weight, label_smoothing=smoothing, ignore_index=ignore_index)
+    per_item = F.cross_entropy(logits, labels, weight=weight, label_smoothing=smoothing,
                                ignore_index=ignore_index, reduction="none")
     valid = labels != ignore_index
     safe = labels.masked_fill(~valid, 0)

@@ -17,11 +17,13 @@ import yaml
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from shared.checkpoint import read_training_info
 from shared.config import ConfigError, _Parser
 from shared.data import DataError
 from shared.evaluation import split_scalars
 from shared.runtime import build_accelerator, gather_eval_outputs, start_processes
-from shared.task import Task
+from shared.run import build_processor_and_model
+from shared.task import Task, TaskData
 from shared.vision import check_image
 
 
@@ -167,8 +169,9 @@ class Predictions:
         id2label = getattr(model_config, "id2label", None) or {}
         return [id2label[i] for i in sorted(id2label)] or None
 
-    def setup(self, task: Task, cfg, labels: list[str] | None) -> None:
-        """Give the task the state its load_data would have derived from training data."""
+    def task_data(self, task: Task, cfg, labels: list[str] | None) -> TaskData:
+        """The TaskData the saved model implies: its labels, and what load_data would derive from training data."""
+        return TaskData({}, labels=labels)
 
     def read(self, task: Task, cfg, opts, labels: list[str] | None):
         """(raw rows as a Dataset in the task's validation-split shape, whether they carry labels)."""
@@ -176,15 +179,13 @@ class Predictions:
 
     def build(self, task: Task, cfg, labels: list[str] | None):
         """(processor, model) from the saved model."""
-        from shared.engine import _build_model
+        return build_processor_and_model(task, None, labels)
 
-        return _build_model(task, cfg, labels)
-
-    def dataset(self, task: Task, cfg, processor, raw, labelled: bool):
-        return task.preprocess(cfg, processor, raw, "validation")
+    def dataset(self, task: Task, cfg, processor, raw, labelled: bool, data: TaskData):
+        return task.preprocess(processor, raw, "validation", data)
 
     def collate(self, task: Task, cfg, processor):
-        return task.collate_fn(cfg, processor)
+        return task.collate_fn(processor)
 
     def step(self, task: Task, cfg, model, batch) -> tuple[Any, Any]:
         """(predictions, references) of one batch, before gathering."""
@@ -198,8 +199,8 @@ class Predictions:
         """What the writer gets for one gathered batch; `rows` are the raw inputs (images not decoded)."""
         raise NotImplementedError
 
-    def metrics(self, task: Task, cfg, batches: list[tuple], raw) -> dict:
-        return task.compute_metrics(cfg, task.metric(cfg), batches, raw)
+    def metrics(self, task: Task, cfg, batches: list[tuple], raw, labels: list[str] | None) -> dict:
+        return task.compute_metrics(task.metric(labels), batches, raw)
 
     def summary(self) -> str:
         """A line printed at the end (skipped images, files drawn)."""
@@ -272,15 +273,16 @@ def predict(task: Task, fmt: Predictions, cfg, opts) -> dict:
     """Predict every input once (sharded over processes); the main process writes records in input order."""
     start_processes()
     accelerator = build_accelerator(cfg, Path(opts.output).parent)
+    _check_trained_task(task, cfg.model_name_or_path)
     labels = fmt.labels(_model_config(cfg.model_name_or_path))
-    fmt.setup(task, cfg, labels)
+    data = fmt.task_data(task, cfg, labels)
     with accelerator.main_process_first():
         processor, model = fmt.build(task, cfg, labels)
         started = time.perf_counter()  # the rate counts reading, preprocessing, predicting and writing
         raw, labelled = fmt.read(task, cfg, opts, labels)
         if opts.max_predict_samples:
             raw = raw.select(range(min(opts.max_predict_samples, len(raw))))
-        dataset = fmt.dataset(task, cfg, processor, raw, labelled)
+        dataset = fmt.dataset(task, cfg, processor, raw, labelled, data)
         order = _length_order(dataset) if fmt.sort_by_length and "input_ids" in dataset.column_names else None
         if order is not None:
             dataset = dataset.select(order)
@@ -306,6 +308,14 @@ def predict(task: Task, fmt: Predictions, cfg, opts) -> dict:
         _report(opts, fmt.summary(), results, scalars if labelled else None)
     accelerator.end_training()
     return results
+
+
+def _check_trained_task(task: Task, reference: str) -> None:
+    """A model whose training_info.json names another task is refused, naming the predict.py that fits it."""
+    trained_for = read_training_info(Path(reference)).get("task")
+    if trained_for and trained_for != task.name:
+        raise ConfigError(f"--model_name_or_path {reference} was trained for {trained_for} (its training_info.json); "
+                          f"predict with tasks/{trained_for}/predict.py")
 
 
 def _model_config(reference: str):
@@ -348,7 +358,7 @@ def _stream(accelerator, task: Task, fmt: Predictions, cfg, opts, labels, model,
                 done += count
                 bar.update(count)
         bar.close()
-        metrics = fmt.metrics(task, cfg, batches, raw) if labelled else {}
+        metrics = fmt.metrics(task, cfg, batches, raw, labels) if labelled else {}
         if main:
             writer.commit()
     except BaseException:

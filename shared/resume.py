@@ -39,11 +39,12 @@ def fingerprint(path: Path) -> str:
 def resume_settings(cfg, num_processes: int, total_steps: int, train_rows: int) -> dict:
     """The settings a checkpoint records: the order options, the process count, the step plan, the number
     of training rows, and a fingerprint of every local data file or folder option (`*_file`, `*_dir`)."""
-    settings = {name: getattr(cfg, name) for name in ORDER_OPTIONS if hasattr(cfg, name)}
+    values = vars(cfg)  # every TrainConfig field, and the task's own
+    settings = {name: values[name] for name in ORDER_OPTIONS}
     settings["model_name_or_path"] = _path_key(cfg.model_name_or_path)
     settings.update(num_processes=num_processes, total_steps=total_steps, train_rows=train_rows)
     for option in dataclasses.fields(cfg):
-        value = getattr(cfg, option.name)
+        value = values[option.name]
         if option.name.endswith(("_file", "_dir")) and option.name != "output_dir" and isinstance(value, str) \
                 and Path(value).exists():
             settings[f"{option.name} contents"] = fingerprint(Path(value))

@@ -6,15 +6,30 @@ from typing import Any, Callable
 
 import torch
 
+from shared.losses import LossSettings
+
+
+LOWER_IS_BETTER_WORDS = ("loss", "mse", "mae", "error")  # mse also covers rmse
+
+
+def greater_is_better(metric: str) -> bool:
+    """The one rule for every task's main metric: losses and errors fall, scores rise."""
+    return not any(word in metric.lower() for word in LOWER_IS_BETTER_WORDS)
+
 
 @dataclass
 class MetricSpec:
-    """An evaluate module, the kwargs for its compute(), and which key decides 'best'."""
+    """An evaluate module, the kwargs for its compute(), and which key decides 'best' (its direction by
+    greater_is_better(main), unless a task states it)."""
 
     module: Any
     main: str
-    greater_is_better: bool = True
+    greater_is_better: bool | None = None
     compute_kwargs: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.greater_is_better is None:
+            self.greater_is_better = greater_is_better(self.main)
 
 
 @dataclass
@@ -40,10 +55,61 @@ class DemoSpec:
     max_image_side: int = 2048
 
 
-class Task:
-    """Base class of every task. Subclasses override the hooks; the engine owns the rest.
+@dataclass
+class TaskData:
+    """What load_data() found: the raw splits and everything derived from them, handed to later hooks.
 
-    Hooks take plain data and return plain data: no accelerate, no devices.
+    Tasks that derive more (a mask value table, the texts a tokenizer is trained on) subclass it with
+    typed fields. Indexing reads the splits: `data["train"]`, `"test" in data`.
+    """
+
+    splits: Any  # datasets.DatasetDict with "train" and "validation", and "test" when one was given
+    labels: list[str] | None = None  # class names in id order; None where outputs are not classes
+    label_ids: list[int] | None = None  # per-row training classes (weighted sampler); None for dense tasks
+    label_counts: list[int] | None = None  # training count per label id (pixels for dense tasks)
+    warnings: list[str] = field(default_factory=list)  # findings for the data report (tags repaired while reading)
+    sources: dict[str, str] = field(default_factory=dict)  # split -> the file or folder it was read from
+
+    @classmethod
+    def from_splits(cls, splits, **fields) -> "TaskData":
+        """Labels, per-row classes and counts read from the train split's ClassLabel "label" column, if any."""
+        feature = splits["train"].features.get("label")
+        if hasattr(feature, "names") and "labels" not in fields:
+            ids = list(splits["train"]["label"])
+            fields = {"labels": list(feature.names), "label_ids": ids,
+                      "label_counts": _counts(ids, len(feature.names)), **fields}
+        return cls(splits, **fields)
+
+    def notes(self) -> list[str]:
+        """Lines printed at the end of training: what the task counted while it ran (override to add some)."""
+        return []
+
+    def __getitem__(self, split: str):
+        return self.splits[split]
+
+    def __contains__(self, split: str) -> bool:
+        return split in self.splits
+
+    def get(self, split: str, default=None):
+        return self.splits[split] if split in self.splits else default
+
+    def items(self):
+        return self.splits.items()
+
+
+def _counts(ids: list[int], num_labels: int) -> list[int]:
+    from shared.losses import label_counts
+
+    return label_counts(ids, num_labels)
+
+
+class Task:
+    """Base class of every task, built with its parsed config: `get_task(name)(cfg)`.
+
+    The config is read-only (`self.cfg`); what a hook derives from data travels in the TaskData that
+    load_data() returns and later hooks receive, never on `self` (tests/tasks/test_contract.py checks).
+    Hooks take plain data and return plain data: no accelerate, no devices. The hook order is the one
+    shared/run.py's build_run() follows.
     """
 
     name: str = ""
@@ -52,27 +118,22 @@ class Task:
     # fills references where processes' eval batches differ in size before gathering: a value the metric ignores
     reference_pad_value: int = 0
 
-    def load_data(self, cfg):  # -> datasets.DatasetDict with "train" and "validation"
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    def load_data(self) -> TaskData:
         raise NotImplementedError
 
-    def label_names(self, cfg, data) -> list[str] | None:
-        """Label names read from the train split's ClassLabel feature, if there is one."""
-        feature = data["train"].features.get("label")
-        return list(feature.names) if hasattr(feature, "names") else None
+    def build_processor(self, data: TaskData | None):
+        """The tokenizer or image processor. `data` is None when a saved model is reloaded (predict, export)."""
+        raise NotImplementedError
 
-    def label_ids(self, cfg, data) -> list[int] | None:
-        """Integer training labels, for --class_weights balanced; None where labels are not classes."""
-        feature = data["train"].features.get("label")
-        return list(data["train"]["label"]) if hasattr(feature, "names") else None
+    def build_model(self, labels: list[str] | None, processor=None):
+        """The model for `labels`; `processor` is the run's (None for a distillation teacher or int8 reload),
+        for tasks whose model is sized by it (a tokenizer trained on the data)."""
+        raise NotImplementedError
 
-    def label_counts(self, cfg, data) -> list[int] | None:
-        """Training count of each label id, for --class_weights balanced. Dense tasks count pixels here."""
-        from shared.losses import label_counts
-
-        labels = self.label_names(cfg, data)
-        return label_counts(self.label_ids(cfg, data), len(labels)) if labels else None
-
-    def lr_overrides(self, cfg, model) -> dict[str, float] | None:
+    def lr_overrides(self, model) -> dict[str, float] | None:
         """Parameter-name prefix -> learning rate, for discriminative rates (for example the backbone)."""
         return None
 
@@ -86,13 +147,8 @@ class Task:
         """Names of the freshly initialised head modules, trained and saved in full under LoRA."""
         return []
 
-    def build_processor(self, cfg):
-        raise NotImplementedError
-
-    def build_model(self, cfg, labels: list[str] | None):
-        raise NotImplementedError
-
-    def preprocess(self, cfg, processor, dataset, split: str):
+    def preprocess(self, processor, dataset, split: str, data: TaskData):
+        """Model-ready rows of one raw split ("train" augments, "validation" and "test" do not)."""
         raise NotImplementedError
 
     def lengths(self, dataset) -> list[int] | None:
@@ -101,10 +157,10 @@ class Task:
             return None
         return [len(ids) for ids in dataset["input_ids"]]
 
-    def collate_fn(self, cfg, processor) -> Callable:
+    def collate_fn(self, processor) -> Callable:
         raise NotImplementedError
 
-    def compute_loss(self, model, batch: dict, class_weights: torch.Tensor | None):
+    def compute_loss(self, model, batch: dict, loss: LossSettings):
         """Return (loss, outputs). The default uses the model's own loss."""
         outputs = model(**batch)
         return outputs.loss, outputs
@@ -116,10 +172,6 @@ class Task:
     def distillation_logits(self, outputs) -> torch.Tensor | None:
         """Logits with classes on dim 1 ([B, C] or per position [B, C, H, W]) for --teacher_model."""
         return getattr(outputs, "logits", None)
-
-    def data_warnings(self, cfg, data) -> list[str]:
-        """Task findings for the data report's warnings (for example tags repaired while reading)."""
-        return []
 
     def row_key(self, example: dict) -> str | None:
         """What makes two raw rows the same example, for the data report's duplicate and overlap counts.
@@ -135,28 +187,31 @@ class Task:
         """
         raise NotImplementedError
 
-    def eval_step(self, model, batch: dict, class_weights: torch.Tensor | None = None):
+    def eval_step(self, model, batch: dict, loss: LossSettings | None = None):
         """(loss or None, predictions, references) for one eval batch. Generation tasks override this."""
-        loss, outputs = self.compute_loss(model, batch, class_weights)
+        value, outputs = self.compute_loss(model, batch, loss or LossSettings())
         predictions, references = self.postprocess(batch, outputs)
-        return loss, predictions, references
+        return value, predictions, references
 
-    def metric(self, cfg) -> MetricSpec:
+    def metric(self, labels: list[str] | None) -> MetricSpec:
+        """The evaluate module and main metric; `labels` None means outputs are not classes (regression)."""
         raise NotImplementedError
 
-    def compute_metrics(self, cfg, spec: MetricSpec, batches: list[tuple], dataset) -> dict:
+    def compute_metrics(self, spec: MetricSpec, batches: list[tuple], dataset) -> dict:
         """Metrics from every gathered (predictions, references) batch of one evaluation.
 
-        `dataset` is the raw validation split, for tasks that map features back to examples (QA).
+        `dataset` is the raw split, for tasks that map features back to examples (QA).
         """
         for predictions, references in batches:
             spec.module.add_batch(predictions=predictions, references=references)
         return spec.module.compute(**spec.compute_kwargs)
 
-    def eval_report(self, cfg, out_dir, batches: list[tuple], dataset, labels: list[str] | None) -> None:
+    def eval_report(self, out_dir, batches: list[tuple], dataset, labels: list[str] | None) -> None:
         """Optional figures or files from the final evaluation (misclassified images, overlays, samples)."""
 
-    def demo(self) -> DemoSpec | None:
+    @classmethod
+    def demo(cls) -> DemoSpec | None:
+        """The Gradio demo of a saved model; needs no config."""
         return None
 
 
@@ -180,7 +235,8 @@ def list_tasks() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def get_task(name: str) -> Task:
+def get_task(name: str) -> type[Task]:
+    """The registered Task class; build it with its config: `get_task(name)(cfg)`."""
     if name not in _REGISTRY:
         raise KeyError(f"unknown task {name!r}; known: {list_tasks()}")
-    return _REGISTRY[name]()
+    return _REGISTRY[name]

@@ -71,7 +71,7 @@ def _objective(task, cfg, study_dir: Path):
 
         trial.set_user_attr("run_dir", str(study_dir / trial_cfg.run_name))
         try:
-            results = run(task, trial_cfg, on_evaluate=report)
+            results = run(type(task)(trial_cfg), on_evaluate=report)
         finally:
             _reset_accelerate()
         best = results[f"eval_{results['main_metric']}"]
@@ -93,8 +93,9 @@ def _restart_unfinished(study) -> int:
     return len(stale)
 
 
-def tune(task, cfg) -> dict:
+def tune(task) -> dict:
     """Run or continue the study; return the best trial's metric, params and run folder."""
+    cfg = task.cfg
     import optuna
     from optuna.trial import TrialState
 

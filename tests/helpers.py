@@ -107,3 +107,12 @@ def assert_merged_lora_export(initial: Path, best: Path, model_class, adapted: s
     assert before.keys() == after.keys()  # no lora_ or modules_to_save names left: loads without peft
     changed = [key for key in before if not torch.equal(before[key], after[key])]
     assert any(k.startswith(adapted) for k in changed) and any(k.startswith(head) for k in changed), changed
+
+
+def build_task(name: str, *flags: str):
+    """The registered task `name` built with its config parsed from `flags` (defaults otherwise)."""
+    from shared.config import parse_config
+    from shared.task import get_task
+
+    task_class = get_task(name)
+    return task_class(parse_config(task_class.config_class, list(flags)))

@@ -14,15 +14,15 @@ from shared.models import resolve_model
 from shared.task import get_task
 
 
-def _model_and_data(task, cfg, pipeline: str):
+def _model_and_data(task, pipeline: str):
     """(model, train, validation, collate) the Trainer side trains with."""
-    data = task.load_data(cfg)  # the same folders, label ids and image checks as our run
-    labels = task.label_names(cfg, data)
-    path = resolve_model(cfg.model_name_or_path)
+    data = task.load_data()  # the same folders, label ids and image checks as our run
+    labels = data.labels
+    path = resolve_model(task.cfg.model_name_or_path)
     processor = AutoImageProcessor.from_pretrained(path)
     if pipeline == "suite":  # our model build (channels-last), transforms and collate
-        train, validation = (task.preprocess(cfg, processor, data[s], s) for s in ("train", "validation"))
-        return task.build_model(cfg, labels), train, validation, task.collate_fn(cfg, processor)
+        train, validation = (task.preprocess(processor, data[s], s, data) for s in ("train", "validation"))
+        return task.build_model(labels), train, validation, task.collate_fn(processor)
     model = AutoModelForImageClassification.from_pretrained(
         path, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)},
         ignore_mismatched_sizes=True)
@@ -62,9 +62,10 @@ def main() -> None:
                              "model build, transforms and collate, to separate the loop from the input pipeline")
     args, overrides = parser.parse_known_args()
     import tasks  # noqa: F401  (registers the tasks)
-    task = get_task("image_classification")
-    cfg = parse_config(task.config_class, ["--config", args.recipe, *overrides])
-    model, train, validation, collate = _model_and_data(task, cfg, args.pipeline)
+    task_class = get_task("image_classification")
+    cfg = parse_config(task_class.config_class, ["--config", args.recipe, *overrides])
+    task = task_class(cfg)
+    model, train, validation, collate = _model_and_data(task, args.pipeline)
     metric = load_metric("classification")
 
     def compute_metrics(prediction):

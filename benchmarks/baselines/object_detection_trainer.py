@@ -14,6 +14,7 @@ from transformers import Trainer, TrainingArguments
 from benchmarks.baselines.common import EvalClock, baseline_parser, write_trainer_results
 from shared.config import parse_config
 from shared.optim import build_optimizer
+from shared.run import build_run
 from shared.task import get_task
 
 
@@ -33,15 +34,15 @@ def _metrics_function(task, spec):
 def main() -> None:
     args, overrides = baseline_parser().parse_known_args()
     import tasks  # noqa: F401  (registers the tasks)
-    task = get_task("object_detection")
-    cfg = parse_config(task.config_class, ["--config", args.recipe, *overrides])
+    task_class = get_task("object_detection")
+    cfg = parse_config(task_class.config_class, ["--config", args.recipe, *overrides])
+    task = task_class(cfg)
     torch.manual_seed(cfg.seed)
-    data = task.load_data(cfg)  # the same folders, checks and label order as our run
-    processor = task.build_processor(cfg)
-    model = task.build_model(cfg, task.label_names(cfg, data))
-    train, validation = (task.preprocess(cfg, processor, data[s], s) for s in ("train", "validation"))
+    # the same folders, checks, label order, processor, model and transforms as our run
+    run = build_run(task, splits=("train", "validation"))
+    model, train, validation = run.model, run.datasets["train"], run.datasets["validation"]
     # the same optimizer and parameter groups (head at --learning_rate, backbone slower) as our engine builds
-    optimizer = build_optimizer(cfg, model, task.lr_overrides(cfg, model))
+    optimizer = build_optimizer(cfg, model, task.lr_overrides(model))
     steps = math.ceil(len(train) / cfg.per_device_train_batch_size) * cfg.num_train_epochs
     training_args = TrainingArguments(
         output_dir=args.output_dir, per_device_train_batch_size=cfg.per_device_train_batch_size,
@@ -51,8 +52,8 @@ def main() -> None:
         logging_steps=cfg.logging_steps, seed=cfg.seed, bf16=args.bf16, use_cpu=not torch.cuda.is_available(),
         report_to="none", max_grad_norm=cfg.max_grad_norm, dataloader_num_workers=cfg.dataloader_num_workers,
         remove_unused_columns=False, eval_do_concat_batches=False)
-    spec = task.metric(cfg)
-    trainer = Trainer(model=model, args=training_args, data_collator=task.collate_fn(cfg, processor),
+    spec = run.metric
+    trainer = Trainer(model=model, args=training_args, data_collator=run.collate,
                       train_dataset=train, eval_dataset=validation, optimizers=(optimizer, None),
                       compute_metrics=_metrics_function(task, spec), callbacks=[clock := EvalClock()])
     output = trainer.train(ignore_keys_for_eval=["loss_dict"])

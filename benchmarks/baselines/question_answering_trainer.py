@@ -7,12 +7,12 @@ import time
 from collections import defaultdict
 
 import torch
-from transformers import AutoModelForQuestionAnswering, DataCollatorWithPadding, Trainer, TrainingArguments
+from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
 from benchmarks.baselines.common import baseline_parser, write_trainer_results
 from shared.config import parse_config
 from shared.evaluation import load_metric
-from shared.models import resolve_model
+from shared.run import build_run
 from shared.task import get_task
 
 
@@ -21,13 +21,12 @@ def main() -> None:
     import tasks  # noqa: F401
     from tasks.question_answering.spans import best_answers
 
-    task = get_task("question_answering")
-    cfg = parse_config(task.config_class, ["--config", args.recipe, *overrides])
-    data = task.load_data(cfg)  # the same files and validation as our run
-    tokenizer = task.build_processor(cfg)
-    model = AutoModelForQuestionAnswering.from_pretrained(resolve_model(cfg.model_name_or_path))
-    train = task.preprocess(cfg, tokenizer, data["train"], "train")  # the same strided windows and labels
-    features = task.preprocess(cfg, tokenizer, data["validation"], "validation")
+    task_class = get_task("question_answering")
+    cfg = parse_config(task_class.config_class, ["--config", args.recipe, *overrides])
+    # the same files, validation, model (AutoModelForQuestionAnswering) and strided windows and labels as our run
+    run = build_run(task_class(cfg), splits=("train", "validation"))
+    data, tokenizer, model = run.data, run.processor, run.model
+    train, features = run.datasets["train"], run.datasets["validation"]
     steps = math.ceil(len(train) / cfg.per_device_train_batch_size) * cfg.num_train_epochs
     training_args = TrainingArguments(
         output_dir=args.output_dir, per_device_train_batch_size=cfg.per_device_train_batch_size,

@@ -6,6 +6,8 @@ CamVid already has, and normalise), the masks through the same processor, as the
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 from transformers import Trainer, TrainingArguments
@@ -33,13 +35,14 @@ def main() -> None:
     parser.add_argument("--max_steps", type=int, default=None, help="default: the recipe's max_train_steps")
     args, overrides = parser.parse_known_args()
     import tasks  # noqa: F401  (registers the tasks)
-    task = get_task("semantic_segmentation")
-    cfg = parse_config(task.config_class, ["--config", args.recipe, *overrides])
-    data = task.load_data(cfg)  # the same folders, label ids and checks as our run
-    labels = task.label_names(cfg, data)
-    processor = task.build_processor(cfg)
-    cfg.channels_last = False  # Trainer's plain model, as a user would build it
-    model = task.build_model(cfg, labels)
+    task_class = get_task("semantic_segmentation")
+    cfg = parse_config(task_class.config_class, ["--config", args.recipe, *overrides])
+    task = task_class(cfg)
+    data = task.load_data()  # the same folders, label ids and checks as our run
+    labels = data.labels
+    processor = task.build_processor(data)
+    # Trainer's plain model, as a user would build it
+    model = task_class(dataclasses.replace(cfg, channels_last=False)).build_model(labels)
     metric = load_metric("mean_iou")
     steps = args.max_steps or cfg.max_train_steps
     eval_steps = cfg.eval_steps if args.per_epoch_eval else None  # the recipe's evaluation cadence
@@ -63,8 +66,8 @@ def main() -> None:
         report_to="none", max_grad_norm=cfg.max_grad_norm, remove_unused_columns=False, eval_do_concat_batches=True)
     trainer = Trainer(model=model, args=training_args, compute_metrics=compute_metrics,
                       preprocess_logits_for_metrics=to_classes,
-                      train_dataset=_transformed(data["train"], processor, task.table),
-                      eval_dataset=_transformed(data["validation"], processor, task.table),
+                      train_dataset=_transformed(data["train"], processor, data.table),
+                      eval_dataset=_transformed(data["validation"], processor, data.table),
                       callbacks=[clock := EvalClock()])
     train_output = trainer.train()
     final = trainer.evaluate()  # the last weights, as our side reports them

@@ -18,16 +18,16 @@ from shared.task import get_task
 def main() -> None:
     args, overrides = baseline_parser().parse_known_args()
     import tasks  # noqa: F401
-    task = get_task("text_classification")
-    cfg = parse_config(task.config_class, ["--config", args.recipe, *overrides])
-    data = task.load_data(cfg)  # the same files, validation and label encoding as our run
-    labels = task.label_names(cfg, data)
+    task_class = get_task("text_classification")
+    cfg = parse_config(task_class.config_class, ["--config", args.recipe, *overrides])
+    data = task_class(cfg).load_data()  # the same files, validation and label encoding as our run
+    labels = data.labels
     path = resolve_model(cfg.model_name_or_path)
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForSequenceClassification.from_pretrained(
         path, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)})
     tokenize = lambda b: tokenizer(b["text"], truncation=True, max_length=cfg.max_seq_length)
-    encoded = data.map(tokenize, batched=True, remove_columns=["text"])
+    encoded = data.splits.map(tokenize, batched=True, remove_columns=["text"])
     steps = math.ceil(len(encoded["train"]) / cfg.per_device_train_batch_size) * cfg.num_train_epochs
     metric = load_metric("classification")
 

@@ -51,11 +51,12 @@ def main() -> None:
     args, overrides = baseline_parser().parse_known_args()  # evaluates once, after training
     import tasks  # noqa: F401
 
-    task = get_task("token_classification")
-    cfg = parse_config(task.config_class, ["--config", args.recipe, *overrides])
-    data = task.load_data(cfg)  # the same files, tag conversion and label set as our run
-    names = task.label_names(cfg, data)
-    tokenizer = task.build_processor(cfg)
+    task_class = get_task("token_classification")
+    cfg = parse_config(task_class.config_class, ["--config", args.recipe, *overrides])
+    task = task_class(cfg)
+    data = task.load_data()  # the same files, tag conversion and label set as our run
+    names = data.labels
+    tokenizer = task.build_processor(data)
     model = AutoModelForTokenClassification.from_pretrained(
         resolve_model(cfg.model_name_or_path), num_labels=len(names), id2label=dict(enumerate(names)),
         label2id={n: i for i, n in enumerate(names)})

@@ -10,22 +10,22 @@ from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainer, Seq2SeqTraining
 from benchmarks.baselines.common import baseline_parser, write_trainer_results
 from shared.config import parse_config
 from shared.evaluation import load_metric
+from shared.run import build_run
 from shared.task import get_task
 
 
 def main() -> None:
     args, overrides = baseline_parser().parse_known_args()  # evaluates once, after training
     import tasks  # noqa: F401
-    from tasks.translation.modeling import build_seq2seq
+    from tasks.translation.task import INDEX
 
-    task = get_task("translation")
-    cfg = parse_config(task.config_class, ["--config", args.recipe, *overrides])
-    data = task.load_data(cfg)  # the same pairs and validation as our run
-    tokenizer = task.build_processor(cfg)  # marian-scratch: the same cached BPE tokenizer
-    set_seed(cfg.seed)
-    model = build_seq2seq(cfg, tokenizer)
-    train = task.preprocess(cfg, tokenizer, data["train"], "train").remove_columns(["example_index"])
-    valid = task.preprocess(cfg, tokenizer, data["validation"], "validation").remove_columns(["example_index"])
+    task_class = get_task("translation")
+    cfg = parse_config(task_class.config_class, ["--config", args.recipe, *overrides])
+    set_seed(cfg.seed)  # reading the data and the tokenizer draw no random numbers: the model starts as ours
+    # the same pairs and validation as our run; marian-scratch: the same cached BPE tokenizer, the same model
+    run = build_run(task_class(cfg), splits=("train", "validation"))
+    data, tokenizer, model = run.data, run.processor, run.model
+    train, valid = (run.datasets[split].remove_columns([INDEX]) for split in ("train", "validation"))
     steps = math.ceil(len(train) / cfg.per_device_train_batch_size) * cfg.num_train_epochs
     training_args = Seq2SeqTrainingArguments(
         output_dir=args.output_dir, per_device_train_batch_size=cfg.per_device_train_batch_size,

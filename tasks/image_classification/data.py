@@ -1,6 +1,7 @@
 """Image classification data: folders, (image path, label) tables and hub datasets as checked image/label splits."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Callable
 
@@ -14,18 +15,24 @@ from shared.vision import check_image_column, load_image_folders
 Describe = Callable[[int], str]
 
 
-def load_raw(cfg, default_dir: Callable[[], Path]) -> tuple[DatasetDict, dict[str, Describe]]:
-    """Splits with an `image` (datasets.Image) and a raw `label` column, and how to name each row in errors."""
-    sources = [name for name in ("dataset_name", "train_dir", "train_file") if getattr(cfg, name)]
-    if len(sources) > 1:
-        raise ConfigError(f"give one data source, not {['--' + s for s in sources]}")
-    if not sources:  # the embedded default: synthetic shapes drawn once into the cache
+def load_raw(cfg, default_dir: Callable[[], Path]) -> tuple[object, DatasetDict, dict[str, Describe], dict[str, str]]:
+    """(the config the data was read with, splits with an `image` (datasets.Image) and a raw `label` column,
+    how to name each row in errors, split -> the folder, file or hub split it was read from).
+
+    The config is `cfg` itself, or for the embedded default a copy naming the sample folders: `cfg` is
+    never written.
+    """
+    given = [name for name in ("dataset_name", "train_dir", "train_file") if getattr(cfg, name)]
+    if len(given) > 1:
+        raise ConfigError(f"give one data source, not {['--' + s for s in given]}")
+    if not given:  # the embedded default: synthetic shapes drawn once into the cache
         folder = default_dir()
-        cfg.train_dir, cfg.validation_dir = str(folder / "train"), str(folder / "validation")
-        cfg.image_column, cfg.label_column = "image", "label"
+        cfg = dataclasses.replace(cfg, train_dir=str(folder / "train"), validation_dir=str(folder / "validation"),
+                                  image_column="image", label_column="label")
     if cfg.train_dir:
         data = load_image_folders(cfg.train_dir, cfg.validation_dir, cfg.test_dir)
-        return data, {split: (lambda row: "") for split in data}
+        folders = {"train": cfg.train_dir, "validation": cfg.validation_dir, "test": cfg.test_dir}
+        return cfg, data, {split: (lambda row: "") for split in data}, {split: str(folders[split]) for split in data}
     if cfg.validation_dir or cfg.test_dir:
         raise ConfigError("--validation_dir and --test_dir go with --train_dir; with --train_file use "
                           "--validation_file and --test_file")
@@ -40,7 +47,7 @@ def load_raw(cfg, default_dir: Callable[[], Path]) -> tuple[DatasetDict, dict[st
         describe = {split: (lambda row, s=where[split]: f"{s} row {row}") for split in data}
     renames = {cfg.image_column: "image", cfg.label_column: "label"}
     data = DatasetDict({k: v.rename_columns({a: b for a, b in renames.items() if a != b}) for k, v in data.items()})
-    return data, describe
+    return cfg, data, describe, where
 
 
 def _paths_to_images(dataset: datasets.Dataset, column: str, source: str, allow_outside: bool) -> datasets.Dataset:

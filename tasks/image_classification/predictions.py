@@ -22,15 +22,11 @@ class ImageClassificationPredictions(Predictions):
     suffixes = (".csv",)
 
     def __init__(self):
-        self.skipped: list[str] = []
+        self.skipped: list[str] = []  # refilled by each read(), reported by summary()
 
     def labels(self, model_config) -> list[str]:
         names = getattr(model_config, "label_names", None)  # timm wrappers keep their names here
         return list(names) if names else super().labels(model_config)
-
-    def setup(self, task, cfg, labels) -> None:
-        task.multi_label, task.names = cfg.problem_type == MULTI, list(labels)
-        task.label_smoothing, task.mixing = 0.0, (0.0, 0.0)
 
     def read(self, task, cfg, opts, labels):
         """A folder of images (class subfolders make it labelled) or a CSV/JSONL of image paths (and labels)."""
@@ -46,7 +42,8 @@ class ImageClassificationPredictions(Predictions):
             paths = [source.parent / str(v).strip() for v in table[cfg.image_column]]
             names = [f"{row_name(str(source), i)}: {p}" for i, p in enumerate(paths)]
             values = list(table[cfg.label_column]) if cfg.label_column in table.column_names else None
-        kept, self.skipped = readable_images([str(p) for p in paths], names, opts.strict)
+        kept, skipped = readable_images([str(p) for p in paths], names, opts.strict)
+        self.skipped[:] = skipped
         ids = [self._encode(cfg, values[i], labels, names[i]) for i in kept] if values else None
         default = [] if cfg.problem_type == MULTI else 0
         rows = {"image": [str(paths[i]) for i in kept], "label": ids or [default] * len(kept)}

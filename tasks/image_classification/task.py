@@ -1,6 +1,7 @@
 """Image classification hooks: timm or transformers backbones, single- or multi-label, mixup, LoRA."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
@@ -8,18 +9,18 @@ from typing import Literal, Optional
 import numpy as np
 import torch
 import torch.nn.functional as F
-from datasets import ClassLabel, DatasetDict
+from datasets import DatasetDict
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
-from shared.config import ConfigError, TrainConfig
+from shared.config import ConfigError
 from shared.data import ensure_validation, limit_samples
 from shared.evaluation import load_metric
 from shared.losses import classification_loss
 from shared.models import resolve_model
 from shared.plots import plot_image_grid
-from shared.task import DemoSpec, MetricSpec, Task, register_task
-from shared.vision import (adaptable_layers, eval_transform, freeze_batchnorm, image_spec, mix_batch, normalize,
-                           to_rgb, train_transform)
+from shared.task import DemoSpec, MetricSpec, Task, TaskData, register_task
+from shared.vision import (VisionConfig, adaptable_layers, backbone_rates, eval_transform, freeze_batchnorm,
+                           image_spec, mix_batch, normalize, to_rgb, train_transform)
 from tasks.image_classification.data import check_images, encode_labels, load_raw
 from tasks.image_classification.sample_data import default_dataset
 
@@ -29,7 +30,7 @@ MAX_REPORTED_ERRORS = 16  # images in the misclassified grid
 
 
 @dataclass
-class ImageClassificationConfig(TrainConfig):
+class ImageClassificationConfig(VisionConfig):
     model_name_or_path: str = field(default="mobilenetv2", metadata={
         "help": "Hub id (ViT, ConvNeXt, timm/<name> ...), local dir, or packaged 'mobilenetv2' / 'efficientnet_lite0'."})
     train_dir: Optional[str] = field(default=None, metadata={"help": "Image folder <train_dir>/<class>/*.jpg."})
@@ -42,16 +43,9 @@ class ImageClassificationConfig(TrainConfig):
     threshold: str = field(default="0.5", metadata={"help": "Multi-label decision threshold: one value or one per label."})
     augment: Literal["none", "randaugment", "trivialaugment"] = "none"
     crop_scale_min: float = field(default=0.08, metadata={"help": "Smallest area fraction kept by the random resized crop."})
-    hflip: bool = True
     mixup_alpha: float = field(default=0.0, metadata={"help": "MixUp Beta(alpha, alpha); 0 = off."})
     cutmix_alpha: float = field(default=0.0, metadata={"help": "CutMix Beta(alpha, alpha); 0 = off."})
     freeze_backbone: bool = field(default=False, metadata={"help": "Train only the new head (BatchNorm statistics frozen)."})
-    backbone_learning_rate: Optional[float] = field(default=None, metadata={
-        "help": "Rate of everything but the head, which uses --learning_rate. Default: a tenth of "
-                "--learning_rate when all weights train; --learning_rate under LoRA."})
-    verify_images: bool = field(default=True, metadata={"help": "Open every image once before training."})
-    channels_last: bool = field(default=True, metadata={
-        "help": "NHWC memory layout: MobileNetV2 training steps measured 1.45x faster on CPU (bf16)."})
     metric_for_best_model: Optional[str] = field(default=None, metadata={"help": "Default: accuracy (multi-label: f1_micro)."})
     learning_rate: float = 1e-3  # the new head's rate; the backbone's defaults to a tenth of it
     warmup_ratio: float = 0.1
@@ -75,9 +69,14 @@ class ImageClassificationConfig(TrainConfig):
         if multi and self.train_dir:
             raise ConfigError("an image folder has one class per image; multi-label data needs --train_file or --dataset_name")
         try:
-            self.thresholds = [float(t) for t in self.threshold.split(",")]
+            self.thresholds
         except ValueError:
             raise ConfigError(f"--threshold {self.threshold!r}: expected a number or comma-separated numbers") from None
+
+    @property
+    def thresholds(self) -> list[float]:
+        """--threshold as numbers: one for every label, or one per label (checked against the labels by load_data)."""
+        return [float(t) for t in self.threshold.split(",")]
 
 
 @register_task("image_classification")
@@ -85,9 +84,16 @@ class ImageClassification(Task):
     config_class = ImageClassificationConfig
     pipeline_tag = "image-classification"
 
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.multi_label = cfg.problem_type == MULTI  # multi-hot float targets, sigmoid scores, BCE
+        self.mixing = (cfg.mixup_alpha, cfg.cutmix_alpha)  # MixUp / CutMix Beta alphas (training only)
+
     # ------------------------------------------------------------------ data
-    def load_data(self, cfg) -> DatasetDict:
-        data, describe = load_raw(cfg, default_dataset)
+    def load_data(self) -> TaskData:
+        """Checked image/label splits. Labels: the single-label ClassLabel names (per-row ids and counts for
+        --weighted_sampler and --class_weights), or the names inside a multi-label list (no per-row class)."""
+        cfg, data, describe, sources = load_raw(self.cfg, default_dataset)  # cfg: a copy naming the embedded sample
         data = encode_labels(data, cfg, describe)
         if cfg.verify_images:
             check_images(data, describe)
@@ -95,25 +101,19 @@ class ImageClassification(Task):
         if cfg.max_train_samples or cfg.max_eval_samples:  # folders list images class by class: shuffle first,
             data = DatasetDict({k: v.shuffle(seed=cfg.seed) for k, v in data.items()})  # or N may be one class
         data = limit_samples(data, cfg)
-        self.multi_label = cfg.problem_type == MULTI
-        self.names = self.label_names(cfg, data)
-        if self.multi_label and len(cfg.thresholds) not in (1, len(self.names)):
-            raise ConfigError(f"--threshold has {len(cfg.thresholds)} values for {len(self.names)} labels {self.names}")
-        self.label_smoothing, self.mixing = cfg.label_smoothing, (cfg.mixup_alpha, cfg.cutmix_alpha)
-        return data
-
-    def label_names(self, cfg, data) -> list[str]:
-        feature = data["train"].features["label"]
-        return list(feature.names if isinstance(feature, ClassLabel) else feature.feature.names)
-
-    def label_ids(self, cfg, data) -> list[int] | None:
-        return None if self.multi_label else list(data["train"]["label"])
+        if not self.multi_label:
+            return TaskData.from_splits(data, sources=sources)
+        names = list(data["train"].features["label"].feature.names)
+        if len(cfg.thresholds) not in (1, len(names)):
+            raise ConfigError(f"--threshold has {len(cfg.thresholds)} values for {len(names)} labels {names}")
+        return TaskData.from_splits(data, labels=names, sources=sources)  # label_ids, label_counts: None
 
     # ------------------------------------------------------------------ model
-    def build_processor(self, cfg):
-        return AutoImageProcessor.from_pretrained(resolve_model(cfg.model_name_or_path))
+    def build_processor(self, data):
+        return AutoImageProcessor.from_pretrained(resolve_model(self.cfg.model_name_or_path))
 
-    def build_model(self, cfg, labels):
+    def build_model(self, labels, processor=None):
+        cfg = self.cfg
         model = AutoModelForImageClassification.from_pretrained(
             resolve_model(cfg.model_name_or_path), num_labels=len(labels), id2label=dict(enumerate(labels)),
             label2id={name: i for i, name in enumerate(labels)}, problem_type=cfg.problem_type,
@@ -144,32 +144,30 @@ class ImageClassification(Task):
                               f"{HEAD_NAMES}); --freeze_backbone, --backbone_learning_rate and LoRA need it")
         return heads
 
-    def lr_overrides(self, cfg, model) -> dict[str, float] | None:
-        rate = cfg.backbone_learning_rate
-        if rate is None and (cfg.use_peft or cfg.freeze_backbone):
-            return None  # adapters start at zero and take the head's rate; a frozen backbone has no rate
+    def lr_overrides(self, model) -> dict[str, float] | None:
+        cfg = self.cfg
         base = getattr(model, "get_base_model", lambda: model)()  # head names inside a peft wrapper too
-        if rate is None:
+
+        def head_test():
             try:
                 heads = self.head_modules(base)
-            except ConfigError:  # an unfamiliar architecture: one rate, rather than failing a default
-                return None
-            rate = cfg.learning_rate / 10  # pretrained features move slower than a new head
-        else:
-            heads = self.head_modules(base)
-        # exact names first (the head keeps --learning_rate), then "" which matches every other parameter
-        in_head = lambda name: any(f".{head}." in f".{name}" for head in heads)
-        rates = {name: cfg.learning_rate for name, _ in model.named_parameters() if in_head(name)}
-        return {**rates, "": rate}
+            except ConfigError:
+                if cfg.backbone_learning_rate is not None:
+                    raise
+                return None  # an unfamiliar architecture: one rate, rather than failing a default
+            return lambda name: any(f".{head}." in f".{name}" for head in heads)
+
+        return backbone_rates(cfg, model, head_test, frozen=cfg.freeze_backbone)
 
     def lora_target_modules(self, model) -> list[str]:
         return adaptable_layers(model, exclude=self.head_modules(model))
 
     # ------------------------------------------------------------------ batches
-    def preprocess(self, cfg, processor, dataset, split: str):
+    def preprocess(self, processor, dataset, split: str, data):
+        cfg = self.cfg
         transform = (train_transform(image_spec(processor), cfg.augment, cfg.hflip, (cfg.crop_scale_min, 1.0))
                      if split == "train" else eval_transform(processor))
-        width = len(self.names)
+        width = len(data.labels)
 
         def apply(batch: dict) -> dict:
             labels = batch["label"]
@@ -180,9 +178,9 @@ class ImageClassification(Task):
         # decoded and transformed on the fly: images are never stored a second time
         return dataset.with_transform(apply, columns=["image", "label"])
 
-    def collate_fn(self, cfg, processor):
+    def collate_fn(self, processor):
         dtype, spec = (torch.float32 if self.multi_label else torch.long), image_spec(processor)
-        layout = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        layout = torch.channels_last if self.cfg.channels_last else torch.contiguous_format
 
         def collate(examples: list[dict]) -> dict:
             pixels = torch.stack([e["pixel_values"] for e in examples])
@@ -193,16 +191,20 @@ class ImageClassification(Task):
 
         return collate
 
-    def compute_loss(self, model, batch, class_weights):
+    def compute_loss(self, model, batch, loss):
         pixels, labels = batch["pixel_values"], batch["labels"]
         if model.training and any(self.mixing):
-            targets = labels if self.multi_label else F.one_hot(labels, len(self.names)).float()
+            targets = labels if self.multi_label else F.one_hot(labels, _num_labels(model)).float()
             pixels, labels = mix_batch(pixels, targets, *self.mixing)
         outputs = model(pixel_values=pixels)
         if self.multi_label:
             return F.binary_cross_entropy_with_logits(outputs.logits.float(), labels.float()), outputs
-        smoothing = self.label_smoothing if model.training else 0.0  # eval loss stays comparable across runs
-        return classification_loss(outputs.logits, labels, class_weights, smoothing), outputs
+        if model.training or not loss.label_smoothing:
+            return classification_loss(outputs.logits, labels, loss), outputs
+        # eval loss without smoothing, so it stays comparable across runs; counted on the run's own settings
+        value = classification_loss(outputs.logits, labels, dataclasses.replace(loss, label_smoothing=0.0))
+        loss.applied += 1
+        return value, outputs
 
     def postprocess(self, batch, outputs):
         logits = outputs.logits.float()
@@ -211,22 +213,22 @@ class ImageClassification(Task):
         return logits.softmax(-1), batch["labels"]
 
     # ------------------------------------------------------------------ metrics and report
-    def metric(self, cfg) -> MetricSpec:
+    def metric(self, labels) -> MetricSpec:
+        cfg = self.cfg
         if self.multi_label:
             threshold = cfg.thresholds[0] if len(cfg.thresholds) == 1 else cfg.thresholds
             return MetricSpec(load_metric("multilabel"), cfg.metric_for_best_model or "f1_micro",
-                              greater_is_better="loss" not in (cfg.metric_for_best_model or ""),
                               compute_kwargs={"threshold": threshold})
         main = cfg.metric_for_best_model or "accuracy"
-        return MetricSpec(load_metric("classification"), main, greater_is_better="loss" not in main,
-                          compute_kwargs={"num_labels": len(self.names), "top_k": 5})
+        return MetricSpec(load_metric("classification"), main,
+                          compute_kwargs={"num_labels": len(labels), "top_k": 5})
 
-    def eval_report(self, cfg, out_dir, batches, dataset, labels) -> None:
+    def eval_report(self, out_dir, batches, dataset, labels) -> None:
         """plots/misclassified.png: up to 16 validation images the final model gets wrong."""
         probs = np.concatenate([np.asarray(p) for p, _ in batches])
         refs = np.concatenate([np.asarray(r) for _, r in batches])
         if self.multi_label:
-            predicted = probs >= np.asarray(cfg.thresholds)
+            predicted = probs >= np.asarray(self.cfg.thresholds)
             wrong = np.flatnonzero((predicted != refs.astype(bool)).any(axis=1))
             name = lambda row: "+".join(labels[i] for i in np.flatnonzero(row)) or "-"
             titles = [f"true {name(refs[i])}\npred {name(predicted[i])}" for i in wrong]
@@ -244,7 +246,13 @@ class ImageClassification(Task):
         plot_image_grid(images, titles[:MAX_REPORTED_ERRORS], Path(out_dir) / "misclassified.png")
 
     # ------------------------------------------------------------------ demo
-    def demo(self) -> DemoSpec:
+    @classmethod
+    def demo(cls) -> DemoSpec:
         from tasks.image_classification.demo import demo_spec  # gradio is the [demo] extra: imported only here
 
         return demo_spec()
+
+
+def _num_labels(model) -> int:
+    """The head's width, from the model's config (through a DistributedDataParallel wrapper's .module)."""
+    return getattr(model, "module", model).config.num_labels

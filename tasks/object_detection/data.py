@@ -6,6 +6,7 @@ Every split becomes the cppe-5 layout: `image`, `image_id`, `width`, `height` an
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
@@ -166,22 +167,40 @@ def _resize(processor) -> v2.Transform:
     return v2.Resize(size["shortest_edge"], max_size=size.get("longest_edge"), antialias=True)
 
 
+@dataclass
+class BoxCounts:
+    """Training boxes the augmentation saw and dropped (left under `min_box_pixels` by a crop)."""
+
+    seen: int = 0
+    dropped: int = 0
+    min_box_pixels: float = 2.0
+
+
 class BoxAugment:
     """Colour, IoU crop, flip and the processor's resize on an image and its boxes (torchvision.transforms.v2).
 
     Boxes follow every geometric step; boxes a crop cuts off are clipped, and those left smaller than
-    `min_box_pixels` are dropped by SanitizeBoundingBoxes and counted in `dropped` (of `seen`).
+    `min_box_pixels` are dropped by SanitizeBoundingBoxes and counted in `dropped` (of `seen`), kept in
+    `counts` (the run's TaskData passes its own BoxCounts).
     """
 
     def __init__(self, processor, hflip: bool = True, crop_probability: float = 0.5, colour: bool = True,
-                 min_box_pixels: float = 2.0):
+                 min_box_pixels: float = 2.0, counts: BoxCounts | None = None):
         head = [v2.RandomPhotometricDistort(p=0.5)] if colour else []
         tail = ([v2.RandomHorizontalFlip()] if hflip else []) + [
             _resize(processor), v2.ClampBoundingBoxes(), v2.SanitizeBoundingBoxes(min_size=min_box_pixels), v2.ToImage()]
         crop = [v2.RandomApply([v2.RandomIoUCrop()], p=crop_probability)] if crop_probability > 0 else []
         self.with_boxes = v2.Compose(head + crop + tail)
         self.without_boxes = v2.Compose(head + tail)  # RandomIoUCrop needs at least one box
-        self.seen = self.dropped = 0
+        self.counts = counts if counts is not None else BoxCounts(min_box_pixels=min_box_pixels)
+
+    @property
+    def seen(self) -> int:
+        return self.counts.seen
+
+    @property
+    def dropped(self) -> int:
+        return self.counts.dropped
 
     def __call__(self, image: Image.Image, boxes: list, categories: list) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """uint8 image [3, H, W], boxes [N, 4] normalised cx, cy, w, h, and their category indices."""
@@ -190,8 +209,8 @@ class BoxAugment:
                   "labels": torch.tensor(categories, dtype=torch.long)}
         transform = self.with_boxes if len(boxes) else self.without_boxes
         pixels, target = transform(image, target)
-        self.seen += len(boxes)
-        self.dropped += len(boxes) - len(target["boxes"])
+        self.counts.seen += len(boxes)
+        self.counts.dropped += len(boxes) - len(target["boxes"])
         return pixels, normalised_centres(target["boxes"], pixels.shape[-2:]), target["labels"]
 
 

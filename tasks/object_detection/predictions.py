@@ -24,14 +24,21 @@ class DetectionPredictArguments(PredictArguments):
 
 
 class DetectionWriter(Writers):
-    """The COCO results list and, with --draw_dir, one drawn image per input."""
+    """The COCO results list and, with --draw_dir, one drawn image per input.
 
-    def __init__(self, opts):
+    `category_ids` (label index -> the input COCO file's category id) renumbers the entries' `category_id`,
+    which records() gives as the model's label index; None keeps the label index.
+    """
+
+    def __init__(self, opts, category_ids: list[int] | None = None):
         super().__init__(JsonListWriter(opts.output), FolderWriter(opts.draw_dir) if opts.draw_dir else None)
+        self.category_ids = category_ids
 
     def write(self, records: list) -> None:
         results, *drawings = self.writers
-        results.write([entry for entries, _ in records for entry in entries])
+        ids = self.category_ids
+        results.write([{**entry, "category_id": ids[entry["category_id"]]} if ids else entry
+                       for entries, _ in records for entry in entries])
         if drawings:
             drawings[0].write([drawn for _, drawn in records])
 
@@ -41,11 +48,7 @@ class ObjectDetectionPredictions(Predictions):
     suffixes = (".json",)
 
     def __init__(self):
-        self.skipped: list[str] = []
-        self.category_ids: list[int] | None = None
-
-    def setup(self, task, cfg, labels) -> None:
-        task.names = list(labels)
+        self.skipped: list[str] = []  # of the latest read(), for summary(), which is given nothing per run
 
     def read(self, task, cfg, opts, labels):
         """A COCO folder (images + _annotations.coco.json: labelled, its ids kept) or any folder of images."""
@@ -56,8 +59,6 @@ class ObjectDetectionPredictions(Predictions):
             if unknown:
                 raise DataError(f"{folder / ANNOTATION_FILE}: categories {unknown} are not among the model's "
                                 f"labels {labels}")
-            ids = dict((name, cid) for cid, name in categories)
-            self.category_ids = [ids.get(name, i) for i, name in enumerate(labels)]
             data = load_coco_folder(folder, {cid: labels.index(name) for cid, name in categories}, verify_images=False)
             labelled = True
         else:
@@ -77,7 +78,7 @@ class ObjectDetectionPredictions(Predictions):
         return task.postprocess(batch, outputs)
 
     def writer(self, cfg, opts, labels):
-        return DetectionWriter(opts)
+        return DetectionWriter(opts, _category_ids(Path(opts.input), labels))
 
     def records(self, cfg, opts, labels, predictions, rows) -> list[tuple]:
         out = []
@@ -89,8 +90,7 @@ class ObjectDetectionPredictions(Predictions):
                 width, height = row["width"] or float("inf"), row["height"] or float("inf")
                 x0, x1 = (min(max(float(v), 0.0), width) for v in box[0::2])  # inside the image, as COCO boxes are
                 y0, y1 = (min(max(float(v), 0.0), height) for v in box[1::2])
-                category = self.category_ids[int(label)] if self.category_ids else int(label)
-                entries.append({"image_id": int(row["image_id"]), "category_id": category,
+                entries.append({"image_id": int(row["image_id"]), "category_id": int(label),  # the writer renumbers
                                 "bbox": [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)],
                                 "score": round(float(score), 5), "file_name": Path(row["image"]["path"]).name})
             drawn = None
@@ -102,6 +102,14 @@ class ObjectDetectionPredictions(Predictions):
 
     def summary(self) -> str:
         return f"skipped      {len(self.skipped)} unreadable image(s); first: {self.skipped[0]}" if self.skipped else ""
+
+
+def _category_ids(folder: Path, labels: list[str]) -> list[int] | None:
+    """Label index -> category id of a COCO input folder (its ids kept in the results); None for plain images."""
+    if not (folder / ANNOTATION_FILE).is_file():
+        return None
+    ids = {name: cid for cid, name in coco_categories(folder)}
+    return [ids.get(name, i) for i, name in enumerate(labels)]
 
 
 def _size(path: Path) -> tuple[int, int]:

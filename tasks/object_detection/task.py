@@ -1,7 +1,9 @@
 """Object detection hooks: COCO JSON folders or cppe-5-style hub data; a dense head or DETR-family detectors."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Literal, Optional
@@ -10,15 +12,16 @@ import datasets
 import numpy as np
 import torch
 
-from shared.config import ConfigError, TrainConfig
+from shared.config import ConfigError
 from shared.data import ensure_validation, limit_samples
 from shared.evaluation import load_metric
 from shared.models import is_packaged, resolve_model
 from shared.plots import plot_image_grid, plot_pr_curves
-from shared.task import MetricSpec, Task, register_task
-from shared.vision import adaptable_layers, freeze_batchnorm, image_spec, modules_outside, normalize, to_rgb
-from tasks.object_detection.data import (BoxAugment, check_hub_split, hub_label_names, load_coco_folders,
-                                         normalised_centres)
+from shared.task import DemoSpec, MetricSpec, Task, TaskData, register_task
+from shared.vision import (VisionConfig, adaptable_layers, backbone_rates, freeze_batchnorm, image_spec, modules_outside,
+                           normalize, to_rgb)
+from tasks.object_detection.data import (BoxAugment, BoxCounts, check_hub_split, hub_label_names,
+                                         load_coco_folders, normalised_centres)
 from tasks.object_detection.drawing import draw_detections
 from tasks.object_detection.models import ARCHITECTURES, build_detector, build_processor
 from tasks.object_detection.sample_data import default_dataset
@@ -28,7 +31,7 @@ DRAW_THRESHOLD = 0.3  # score above which a prediction is drawn in the report
 
 
 @dataclass
-class ObjectDetectionConfig(TrainConfig):
+class ObjectDetectionConfig(VisionConfig):
     model_name_or_path: str = field(default="mobilenetv2", metadata={
         "help": "Packaged backbone ('mobilenetv2', 'efficientnet_lite0') given a new --architecture head, or a hub "
                 "id / saved folder of a detector (facebook/detr-resnet-50, PekingU/rtdetr_r18vd, a run's best/)."})
@@ -40,18 +43,13 @@ class ObjectDetectionConfig(TrainConfig):
     test_dir: Optional[str] = field(default=None, metadata={"help": "Folder of images + _annotations.coco.json, scored at the end."})
     image_size: Optional[int] = field(default=None, metadata={
         "help": "Square input side. Default: 384 on a packaged backbone, else the processor's own size."})
-    hflip: bool = True
     crop_probability: float = field(default=0.5, metadata={"help": "Chance of an SSD-style random IoU crop per image."})
     colour_jitter: bool = field(default=True, metadata={"help": "Random photometric distortion (brightness, contrast, "
                                                                  "saturation, hue)."})
     min_box_pixels: float = field(default=2.0, metadata={"help": "Boxes an augmentation leaves smaller than this are "
                                                                  "dropped (and counted)."})
-    backbone_learning_rate: Optional[float] = field(default=None, metadata={
-        "help": "Rate of the backbone; default a tenth of --learning_rate."})
     freeze_backbone_batchnorm: bool = field(default=True, metadata={
         "help": "Keep the backbone's BatchNorm statistics (small detection batches estimate them badly)."})
-    verify_images: bool = field(default=True, metadata={"help": "Open every image once before training."})
-    channels_last: bool = True
     metric_for_best_model: Optional[str] = field(default=None, metadata={"help": "Default: map (COCO mAP@0.5:0.95)."})
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
@@ -71,44 +69,87 @@ class ObjectDetectionConfig(TrainConfig):
                               "(images + _annotations.coco.json), or --dataset_name")
 
 
+@dataclass
+class DetectionData(TaskData):
+    """TaskData plus the training augmentation's box counts (kept and dropped), filled while training reads images."""
+
+    box_counts: BoxCounts = field(default_factory=BoxCounts)
+
+    def notes(self) -> list[str]:
+        """Lines for the end of a run: how many training boxes the augmentation dropped."""
+        counts = self.box_counts
+        if not counts.seen:
+            return []
+        return [f"augmentation dropped {counts.dropped} of {counts.seen} training boxes "
+                f"(cut by crops to under {counts.min_box_pixels} px)"]
+
+
+def _processor(cfg):
+    """The config's image processor (a packaged backbone's is built, any other is loaded)."""
+    return build_processor(resolve_model(cfg.model_name_or_path) if not is_packaged(
+        cfg.model_name_or_path) else cfg.model_name_or_path, cfg.architecture, cfg.image_size)
+
+
+class BoxDecoder:
+    """The image processor's own box decoding (post_process_object_detection) for one config.
+
+    The processor is the one build_processor returns, made from the config alone on first use: postprocess
+    also runs where no processor is handed over (eval_step in export and predict, the Trainer baseline).
+    """
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    @cached_property
+    def processor(self):
+        return _processor(self.cfg)
+
+    def __call__(self, outputs, sizes: torch.Tensor) -> list[dict]:
+        return self.processor.post_process_object_detection(
+            SimpleNamespace(logits=outputs.logits.float().cpu(), pred_boxes=outputs.pred_boxes.float().cpu()),
+            threshold=0.0, target_sizes=sizes)
+
+
 @register_task("object_detection")
 class ObjectDetection(Task):
     config_class = ObjectDetectionConfig
     pipeline_tag = "object-detection"
 
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.decoder = BoxDecoder(cfg)  # cfg-only; loads the processor when postprocess first needs it
+
     # ------------------------------------------------------------------ data
-    def load_data(self, cfg) -> datasets.DatasetDict:
+    def load_data(self) -> DetectionData:
+        cfg = self.cfg
         if cfg.dataset_name and cfg.train_dir:
             raise ConfigError("give one data source: --dataset_name or --train_dir")
+        sources = {}
         if cfg.dataset_name:
             raw = datasets.load_dataset(cfg.dataset_name, cfg.dataset_config_name)
-            self.names = hub_label_names(raw["train"], f"{cfg.dataset_name}[train]")
-            data = datasets.DatasetDict({split: check_hub_split(ds, f"{cfg.dataset_name}[{split}]", len(self.names))
+            names = hub_label_names(raw["train"], f"{cfg.dataset_name}[train]")
+            data = datasets.DatasetDict({split: check_hub_split(ds, f"{cfg.dataset_name}[{split}]", len(names))
                                          for split, ds in raw.items()})
         else:
-            if not cfg.train_dir:  # the embedded default: generated shapes
+            if not cfg.train_dir:  # the embedded default: generated shapes, named by a copy of the config
                 folder = default_dataset()
-                cfg.train_dir, cfg.validation_dir = str(folder / "train"), str(folder / "validation")
+                cfg = dataclasses.replace(cfg, train_dir=str(folder / "train"), validation_dir=str(folder / "validation"))
             if cfg.validation_dir is None and not Path(cfg.train_dir).is_dir():
                 raise ConfigError(f"--train_dir {cfg.train_dir}: no such folder")
-            data, self.names = load_coco_folders(cfg.train_dir, cfg.validation_dir, cfg.verify_images, cfg.test_dir,
-                                                   cfg.allow_paths_outside_data)
+            data, names = load_coco_folders(cfg.train_dir, cfg.validation_dir, cfg.verify_images, cfg.test_dir,
+                                            cfg.allow_paths_outside_data)
+            given = {"train": cfg.train_dir, "validation": cfg.validation_dir, "test": cfg.test_dir}
+            sources = {split: str(path) for split, path in given.items() if path}
         data = limit_samples(ensure_validation(data, cfg), cfg)
-        return data
-
-    def label_names(self, cfg, data) -> list[str]:
-        return self.names
-
-    def label_ids(self, cfg, data) -> None:
-        return None
+        return DetectionData(data, labels=names, label_ids=None, sources=sources,
+                             box_counts=BoxCounts(min_box_pixels=cfg.min_box_pixels))
 
     # ------------------------------------------------------------------ model
-    def build_processor(self, cfg):
-        self.processor = build_processor(resolve_model(cfg.model_name_or_path) if not is_packaged(
-            cfg.model_name_or_path) else cfg.model_name_or_path, cfg.architecture, cfg.image_size)
-        return self.processor
+    def build_processor(self, data):
+        return _processor(self.cfg)
 
-    def build_model(self, cfg, labels):
+    def build_model(self, labels, processor=None):
+        cfg = self.cfg
         reference = cfg.model_name_or_path if is_packaged(cfg.model_name_or_path) else resolve_model(cfg.model_name_or_path)
         model = build_detector(reference, cfg.architecture, labels, cfg.image_size)
         if cfg.freeze_backbone_batchnorm and self._backbone(model) is not None:
@@ -134,25 +175,28 @@ class ObjectDetection(Task):
     def lora_target_modules(self, model) -> list[str]:
         return adaptable_layers(model, exclude=self.head_modules(model))
 
-    def lr_overrides(self, cfg, model) -> dict[str, float] | None:
+    def lr_overrides(self, model) -> dict[str, float] | None:
+        cfg = self.cfg
         base = getattr(model, "get_base_model", lambda: model)()
         backbone = self._backbone(base)
         if backbone is None:  # one rate for everything
             return None
-        names = {id(p) for p in backbone.parameters()}
-        rates = {name: cfg.learning_rate for name, p in model.named_parameters() if id(p) not in names}
-        return {**rates, "": cfg.backbone_learning_rate or cfg.learning_rate / 10}
+        ids = {id(p) for p in backbone.parameters()}
+        in_backbone = {name for name, p in model.named_parameters() if id(p) in ids}
+        return backbone_rates(cfg, model, lambda: lambda name: name not in in_backbone)
 
     # ------------------------------------------------------------------ batches
-    def preprocess(self, cfg, processor, dataset, split: str):
-        if split == "train":
-            self.augment = BoxAugment(processor, cfg.hflip, cfg.crop_probability, cfg.colour_jitter, cfg.min_box_pixels)
+    def preprocess(self, processor, dataset, split: str, data):
+        cfg = self.cfg
+        if split == "train":  # boxes it keeps and drops are counted in the run's TaskData
+            augment = BoxAugment(processor, cfg.hflip, cfg.crop_probability, cfg.colour_jitter, cfg.min_box_pixels,
+                                 counts=getattr(data, "box_counts", None))
 
         def example(image, objects, image_id) -> tuple[torch.Tensor, dict]:
             image = to_rgb(image)
             size = torch.tensor([image.height, image.width])
             if split == "train":
-                pixels, boxes, classes = self.augment(image, objects["bbox"], objects["category"])
+                pixels, boxes, classes = augment(image, objects["bbox"], objects["category"])
             else:  # the processor itself, so validation sees exactly what the saved pipeline will
                 pixels = processor(images=[image], return_tensors="pt")["pixel_values"][0]
                 boxes = normalised_centres(objects["bbox"], (image.height, image.width))
@@ -165,9 +209,9 @@ class ObjectDetection(Task):
 
         return dataset.with_transform(apply, columns=["image", "objects", "image_id"])
 
-    def collate_fn(self, cfg, processor):
+    def collate_fn(self, processor):
         spec = image_spec(processor)
-        layout = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        layout = torch.channels_last if self.cfg.channels_last else torch.contiguous_format
 
         def collate(examples: list[dict]) -> dict:
             images = [e["pixel_values"] for e in examples]
@@ -189,9 +233,7 @@ class ObjectDetection(Task):
         """Boxes in pixels of the original images, as x1, y1, x2, y2, through the processor's own decoding."""
         labels = batch["labels"]
         sizes = torch.stack([t["orig_size"] for t in labels]).cpu()
-        decoded = self.processor.post_process_object_detection(
-            SimpleNamespace(logits=outputs.logits.float().cpu(), pred_boxes=outputs.pred_boxes.float().cpu()),
-            threshold=0.0, target_sizes=sizes)
+        decoded = self.decoder(outputs, sizes)
         predictions = [{key: d[key].numpy() for key in ("boxes", "scores", "labels")} for d in decoded]
         references = []
         for target, (height, width) in zip(labels, sizes.tolist()):
@@ -201,12 +243,12 @@ class ObjectDetection(Task):
         return predictions, references
 
     # ------------------------------------------------------------------ metrics and report
-    def metric(self, cfg) -> MetricSpec:
+    def metric(self, labels) -> MetricSpec:
+        cfg = self.cfg
         return MetricSpec(load_metric("detection"), cfg.metric_for_best_model or "map",
-                          greater_is_better="loss" not in (cfg.metric_for_best_model or ""),
-                          compute_kwargs={"num_labels": len(self.names), "box_format": "xyxy"})
+                          compute_kwargs={"num_labels": len(labels), "box_format": "xyxy"})
 
-    def eval_report(self, cfg, out_dir, batches, dataset, labels) -> None:
+    def eval_report(self, out_dir, batches, dataset, labels) -> None:
         """plots/predictions.png (boxes on validation images) and plots/precision_recall.png (IoU 0.5)."""
         predictions = [p for batch, _ in batches for p in batch]
         references = [r for _, batch in batches for r in batch]
@@ -222,12 +264,9 @@ class ObjectDetection(Task):
         if curves:
             plot_pr_curves(curves, list(np.linspace(0, 1, 101)), Path(out_dir) / "precision_recall.png",
                            "Precision-recall at IoU 0.5")
-        augment = getattr(self, "augment", None)
-        if augment is not None and augment.seen:
-            print(f"augmentation dropped {augment.dropped} of {augment.seen} training boxes "
-                  f"(cut by crops to under {cfg.min_box_pixels} px)")
 
-    def demo(self):
+    @classmethod
+    def demo(cls) -> DemoSpec:
         from tasks.object_detection.demo import demo_spec
 
         return demo_spec()

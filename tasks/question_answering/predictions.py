@@ -47,7 +47,7 @@ class QuestionAnsweringPredictions(Predictions):
         allow = cfg.version_2_with_negative or not labelled
         return validated(rows, where, allow, cfg.skip_bad_answers, str(file)), labelled
 
-    def dataset(self, task, cfg, processor, raw, labelled):
+    def dataset(self, task, cfg, processor, raw, labelled, data):
         return raw.select_columns(["question", "context"])
 
     def collate(self, task, cfg, processor):
@@ -83,9 +83,9 @@ class QuestionAnsweringPredictions(Predictions):
     def records(self, cfg, opts, labels, predictions, rows) -> list[dict]:
         return [{"id": row["id"], "question": row["question"], **answer} for answer, row in zip(predictions, rows)]
 
-    def metrics(self, task, cfg, batches, raw) -> dict:
+    def metrics(self, task, cfg, batches, raw, labels) -> dict:
         """The SQuAD scorer, as the engine calls it, over the decoded answers."""
-        spec = task.metric(cfg)
+        spec = task.metric(labels)
         answers = [answer["answer"] for predictions, _ in batches for answer in predictions]
         return spec.module.compute(predictions=[{"id": i, "prediction_text": a} for i, a in zip(raw["id"], answers)],
                                    references=[{"id": r["id"], "answers": r["answers"]} for r in raw],

@@ -14,7 +14,7 @@ from shared.config import ConfigError, TrainConfig
 from shared.data import ensure_validation, limit_samples, load_hub_or_files
 from shared.evaluation import load_metric
 from shared.models import resolve_model
-from shared.task import DemoSpec, MetricSpec, Task, register_task
+from shared.task import DemoSpec, MetricSpec, Task, TaskData, register_task
 from tasks.question_answering.data import FEATURES, from_hub_split, load_split
 from tasks.question_answering.pipeline import TAG
 from tasks.question_answering.sample_data import make_rows
@@ -50,41 +50,44 @@ class QuestionAnswering(Task):
     pipeline_tag = TAG
 
     # ------------------------------------------------------------------ data
-    def load_data(self, cfg) -> DatasetDict:
+    def load_data(self) -> TaskData:
+        cfg = self.cfg
         allow, skip = cfg.version_2_with_negative, cfg.skip_bad_answers
         if cfg.dataset_name:
             raw, sources = load_hub_or_files(cfg)
             data = DatasetDict({k: from_hub_split(v, sources[k], allow, skip) for k, v in raw.items()})
         elif cfg.train_file:
-            data = DatasetDict({"train": load_split(cfg.train_file, allow, skip)})
+            data, sources = DatasetDict({"train": load_split(cfg.train_file, allow, skip)}), {"train": cfg.train_file}
             for split, path in (("validation", cfg.validation_file), ("test", cfg.test_file)):
                 if path:
-                    data[split] = load_split(path, allow, skip)
+                    data[split], sources[split] = load_split(path, allow, skip), path
         else:  # the embedded sample: offline, learnable in a minute or two
             data = DatasetDict({"train": Dataset.from_list(make_rows(600, seed=0), features=FEATURES),
                                 "validation": Dataset.from_list(make_rows(150, seed=1), features=FEATURES)})
-        return limit_samples(ensure_validation(data, cfg), cfg)
+            sources = {}  # generated in memory: no file to name
+        return TaskData(limit_samples(ensure_validation(data, cfg), cfg), sources=sources)  # spans: no labels
 
     def row_key(self, example: dict) -> str:
         """The same question on the same context is one example, whatever its id or answers."""
         return " ".join(f"{example['question']}\x1f{example['context']}".lower().split())
 
     # ------------------------------------------------------------------ model
-    def build_processor(self, cfg):
-        tokenizer = AutoTokenizer.from_pretrained(resolve_model(cfg.model_name_or_path))
+    def build_processor(self, data):
+        name = self.cfg.model_name_or_path
+        tokenizer = AutoTokenizer.from_pretrained(resolve_model(name))
         if not tokenizer.is_fast:
-            raise ConfigError(f"{cfg.model_name_or_path}: question answering needs a fast tokenizer (offset mapping)")
+            raise ConfigError(f"{name}: question answering needs a fast tokenizer (offset mapping)")
         return tokenizer
 
-    def build_model(self, cfg, labels):
-        return AutoModelForQuestionAnswering.from_pretrained(resolve_model(cfg.model_name_or_path))
+    def build_model(self, labels, processor=None):
+        return AutoModelForQuestionAnswering.from_pretrained(resolve_model(self.cfg.model_name_or_path))
 
     def head_modules(self, model) -> list[str]:
         return ["qa_outputs"]
 
     # ------------------------------------------------------------------ batches
-    def preprocess(self, cfg, processor, dataset, split: str):
-        train = split == "train"
+    def preprocess(self, processor, dataset, split: str, data):
+        cfg, train = self.cfg, split == "train"
 
         def windows(batch, indices):
             encoded = tokenize_windows(processor, batch["question"], batch["context"], cfg.max_seq_length,
@@ -106,7 +109,7 @@ class QuestionAnswering(Task):
         return dataset.map(windows, batched=True, with_indices=True, remove_columns=dataset.column_names,
                            num_proc=cfg.preprocessing_num_workers, desc=f"windows of {split}")
 
-    def collate_fn(self, cfg, processor):
+    def collate_fn(self, processor):
         pad = DataCollatorWithPadding(processor, pad_to_multiple_of=8)  # few shapes: the allocator reuses blocks
 
         def collate(rows: list[dict]) -> dict:
@@ -119,23 +122,24 @@ class QuestionAnswering(Task):
 
         return collate
 
-    def compute_loss(self, model, batch, class_weights):
+    def compute_loss(self, model, batch, loss):
         outputs = model(**{k: v for k, v in batch.items() if k not in EXTRAS})
         return outputs.loss, outputs
 
-    def eval_step(self, model, batch, class_weights=None):
+    def eval_step(self, model, batch, loss=None):
         outputs = model(**{k: v for k, v in batch.items() if k not in EXTRAS})
         logits = torch.stack([outputs.start_logits, outputs.end_logits], dim=-1).float()
         windows = list(zip(batch["example_index"].tolist(), batch["offset_mapping"]))
         return None, logits, windows
 
     # ------------------------------------------------------------------ metrics
-    def metric(self, cfg) -> MetricSpec:
+    def metric(self, labels) -> MetricSpec:
         return MetricSpec(load_metric("squad"), "f1", compute_kwargs={
-            "version_2_with_negative": cfg.version_2_with_negative})
+            "version_2_with_negative": self.cfg.version_2_with_negative})
 
-    def predict_answers(self, cfg, batches: list[tuple], dataset) -> dict[str, str]:
+    def predict_answers(self, batches: list[tuple], dataset) -> dict[str, str]:
         """Question id -> answer text, from the gathered logits of every window."""
+        cfg = self.cfg
         windows = defaultdict(list)
         for logits, owners in batches:
             for row, (index, offsets) in zip(logits, owners):
@@ -147,18 +151,19 @@ class QuestionAnswering(Task):
             answers[example["id"]] = best[0]["answer"]
         return answers
 
-    def compute_metrics(self, cfg, spec: MetricSpec, batches: list[tuple], dataset) -> dict:
-        answers = self.predict_answers(cfg, batches, dataset)
+    def compute_metrics(self, spec: MetricSpec, batches: list[tuple], dataset) -> dict:
+        answers = self.predict_answers(batches, dataset)
         return spec.module.compute(predictions=[{"id": k, "prediction_text": v} for k, v in answers.items()],
                                    references=[{"id": r["id"], "answers": r["answers"]} for r in dataset],
                                    **spec.compute_kwargs)
 
-    def eval_report(self, cfg, out_dir, batches, dataset, labels) -> None:
+    def eval_report(self, out_dir, batches, dataset, labels) -> None:
         # The engine hands reports the run's plots/ folder; predictions belong beside results.json.
         path = Path(out_dir).parent / "predictions.json"
-        path.write_text(json.dumps(self.predict_answers(cfg, batches, dataset), indent=1, ensure_ascii=False))
+        path.write_text(json.dumps(self.predict_answers(batches, dataset), indent=1, ensure_ascii=False))
 
-    def demo(self) -> DemoSpec:
+    @classmethod
+    def demo(cls) -> DemoSpec:
         import gradio as gr
 
         def predict(pipe, context: str, question: str):

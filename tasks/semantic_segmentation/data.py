@@ -1,6 +1,7 @@
 """Semantic segmentation data: images/ + masks/ folders with labels.json, or a hub dataset, checked pixel by pixel."""
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from shared.data import DataError, load_hub_or_files, require_columns
 from shared.vision import IMAGE_EXTENSIONS, check_image
 
 IGNORE = 255  # the ignore value inside the suite: every source's own ignore index is mapped onto it
+SAMPLE_SIZE = 128  # model input side on the embedded sample data (64x64 scenes, upscaled) unless given
 MASK_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff")  # lossless only: JPEG would blur class ids
 
 
@@ -68,6 +70,16 @@ def value_table(labels: LabelSet, reduce_labels: bool, size: int = 256) -> np.nd
     return table
 
 
+def saved_model_table(num_labels: int, reduce_labels: bool, size: int = 256) -> np.ndarray:
+    """The value table a saved model implies (prediction): its class values as trained (with --reduce_labels,
+    value 0 ignored and 1..N its classes), every other value IGNORE. An input folder's own ignore index
+    (any value outside its label set) is ignored either way, so the masks equal those its labels.json gives."""
+    raw_count = num_labels + (1 if reduce_labels else 0)
+    table = value_table(LabelSet([""] * raw_count, None), reduce_labels, size)
+    table[table < 0] = IGNORE
+    return table
+
+
 def allowed_values(table: np.ndarray) -> str:
     """The raw mask values a table accepts, for error messages ("0-10, ignore 11")."""
     classes = np.flatnonzero((table >= 0) & (table != IGNORE))
@@ -107,33 +119,47 @@ def load_folder(split_dir: Path, flag: str) -> datasets.Dataset:
     return datasets.Dataset.from_dict(table, features=features)
 
 
-def load_raw(cfg, default_dir) -> tuple[DatasetDict, LabelSet]:
-    """Splits with `image` and `mask` columns (datasets.Image) and the label set as the data defines it."""
+def uses_sample_data(cfg) -> bool:
+    """True when no data source is given: the run trains on the embedded sample scenes."""
+    return not cfg.dataset_name and not cfg.train_dir
+
+
+def input_size(cfg, sample_data: bool) -> tuple[int, int] | None:
+    """(height, width) of the model input: --image_height/--image_width, else SAMPLE_SIZE on the embedded
+    sample data; None keeps the processor's own (or the packaged backbone's default)."""
+    if cfg.image_height:
+        return cfg.image_height, cfg.image_width
+    return (SAMPLE_SIZE, SAMPLE_SIZE) if sample_data else None
+
+
+def load_raw(cfg, default_dir) -> tuple[DatasetDict, LabelSet, dict[str, str]]:
+    """Splits with `image` and `mask` columns (datasets.Image), the label set as the data defines it, and
+    split -> the folder (or hub split) it was read from."""
     sources = [name for name in ("dataset_name", "train_dir") if getattr(cfg, name)]
     if len(sources) > 1:
         raise ConfigError(f"give one data source, not {['--' + s for s in sources]}")
-    if not sources:  # the embedded default: generated shapes, drawn once into the cache
-        folder = default_dir()
-        cfg.train_dir, cfg.validation_dir = str(folder / "train"), str(folder / "validation")
-        cfg.image_height, cfg.image_width = cfg.image_height or 128, cfg.image_width or 128  # 64x64 scenes, upscaled
+    if uses_sample_data(cfg):  # the embedded default: generated shapes, drawn once into the cache
+        folder = default_dir()  # a copy of the config names its folders; the run's config stays as given
+        cfg = dataclasses.replace(cfg, train_dir=str(folder / "train"), validation_dir=str(folder / "validation"))
     if cfg.dataset_name:
         return _load_hub(cfg)
     splits = {"train": load_folder(Path(cfg.train_dir), "--train_dir")}
+    where = {"train": str(cfg.train_dir)}
     for split, folder in (("validation", cfg.validation_dir), ("test", cfg.test_dir)):
         if folder:
-            splits[split] = load_folder(Path(folder), f"--{split}_dir")
+            splits[split], where[split] = load_folder(Path(folder), f"--{split}_dir"), str(folder)
     labels_file = Path(cfg.labels_file) if cfg.labels_file else find_labels_file(Path(cfg.train_dir))
-    return DatasetDict(splits), read_labels(labels_file)
+    return DatasetDict(splits), read_labels(labels_file), where
 
 
-def _load_hub(cfg) -> tuple[DatasetDict, LabelSet]:
+def _load_hub(cfg) -> tuple[DatasetDict, LabelSet, dict[str, str]]:
     data, where = load_hub_or_files(cfg)
     for split, dataset in data.items():
         require_columns(dataset, [cfg.image_column, cfg.mask_column], where[split])
     renames = {cfg.image_column: "image", cfg.mask_column: "mask"}
     data = DatasetDict({k: v.rename_columns({a: b for a, b in renames.items() if a != b}) for k, v in data.items()})
     if cfg.labels_file:
-        return data, read_labels(Path(cfg.labels_file))
+        return data, read_labels(Path(cfg.labels_file)), where
     from huggingface_hub import hf_hub_download  # the layout of the transformers segmentation example
 
     try:
@@ -141,7 +167,7 @@ def _load_hub(cfg) -> tuple[DatasetDict, LabelSet]:
     except Exception as err:
         raise DataError(f"{cfg.dataset_name}: no id2label.json in the dataset repo ({type(err).__name__}); "
                         "pass --labels_file labels.json") from None
-    return data, LabelSet(read_labels(Path(path)).names, cfg.ignore_index)
+    return data, LabelSet(read_labels(Path(path)).names, cfg.ignore_index), where
 
 
 # ---------------------------------------------------------------- checks

@@ -19,21 +19,23 @@ BACKBONE_MODULES = ("backbone", "segformer", "dpt", "beit", "data2vec", "mobilev
 MASK_CLASSIFIERS = ("mask2former", "maskformer")
 
 
-def build_processor(cfg):
-    """The image processor saved with the model: resize to the input size and normalise, as in training."""
-    if is_packaged(cfg.model_name_or_path):
-        pretrained = json.loads((Path(resolve_model(cfg.model_name_or_path)) / "config.json").read_text())
+def build_processor(model_name_or_path: str, size: tuple[int, int] | None):
+    """The image processor saved with the model: resize to the input size and normalise, as in training.
+
+    `size` is (height, width); None keeps a checkpoint's own size (PACKAGED_SIZE for a packaged backbone)."""
+    if is_packaged(model_name_or_path):
+        pretrained = json.loads((Path(resolve_model(model_name_or_path)) / "config.json").read_text())
         data_cfg = pretrained.get("pretrained_cfg", {})
-        height, width = cfg.image_height or PACKAGED_SIZE, cfg.image_width or PACKAGED_SIZE
+        height, width = size or (PACKAGED_SIZE, PACKAGED_SIZE)
         # SegformerImageProcessor: resize, rescale, normalise, and post_process_semantic_segmentation for
         # the image-segmentation pipeline; it works for any model that returns per-pixel logits
         return SegformerImageProcessor(size={"height": height, "width": width}, resample=2,
                                        image_mean=list(data_cfg.get("mean", (0.485, 0.456, 0.406))),
                                        image_std=list(data_cfg.get("std", (0.229, 0.224, 0.225))),
                                        do_reduce_labels=False)
-    processor = AutoImageProcessor.from_pretrained(resolve_model(cfg.model_name_or_path))
-    if cfg.image_height:
-        processor.size = {"height": cfg.image_height, "width": cfg.image_width}
+    processor = AutoImageProcessor.from_pretrained(resolve_model(model_name_or_path))
+    if size:
+        processor.size = {"height": size[0], "width": size[1]}
     return processor
 
 

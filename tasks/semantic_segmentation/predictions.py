@@ -13,8 +13,9 @@ from PIL import Image
 from shared.data import DataError
 from shared.predict import FolderWriter, PredictArguments, Predictions, Writers, list_images, readable_images
 from shared.vision import to_rgb
-from tasks.semantic_segmentation.data import find_labels_file, load_folder, read_labels, value_table
+from tasks.semantic_segmentation.data import find_labels_file, load_folder, read_labels, saved_model_table
 from tasks.semantic_segmentation.report import overlay, palette
+from tasks.semantic_segmentation.task import SegmentationData
 from tasks.semantic_segmentation.transforms import eval_transform
 
 
@@ -43,8 +44,10 @@ class SemanticSegmentationPredictions(Predictions):
     def __init__(self):
         self.skipped: list[str] = []
 
-    def setup(self, task, cfg, labels) -> None:
-        task.names = list(labels)
+    def task_data(self, task, cfg, labels):
+        """The saved model's labels and the value table preprocess maps labelled input masks with."""
+        table = saved_model_table(len(labels), cfg.reduce_labels)
+        return SegmentationData({}, labels=list(labels), table=torch.from_numpy(table.astype(np.int64)))
 
     def read(self, task, cfg, opts, labels):
         """A folder with images/ and masks/ (and labels.json beside them: labelled) or any folder of images."""
@@ -56,19 +59,16 @@ class SemanticSegmentationPredictions(Predictions):
             if len(label_set.names) - int(cfg.reduce_labels) != len(labels):
                 raise DataError(f"{find_labels_file(folder)}: {len(label_set.names)} classes, but the model has "
                                 f"{len(labels)} {labels}")
-            table = value_table(label_set, cfg.reduce_labels)
         else:
             data = datasets.Dataset.from_dict({"image": [str(p) for p in list_images(folder)]})
             data = data.cast_column("image", datasets.Image())
-            table = np.arange(256, dtype=np.int16)  # no masks to map
-        task.table = torch.from_numpy(table.astype(np.int64))
         paths = [item["path"] for item in data.cast_column("image", datasets.Image(decode=False))["image"]]
         kept, self.skipped = readable_images(paths, paths, opts.strict)
         return (data if len(kept) == len(data) else data.select(kept)), labelled
 
-    def dataset(self, task, cfg, processor, raw, labelled):
+    def dataset(self, task, cfg, processor, raw, labelled, data):
         if labelled:
-            return task.preprocess(cfg, processor, raw, "validation")
+            return task.preprocess(processor, raw, "validation", data)
         transform = eval_transform(processor)
 
         def apply(batch: dict) -> dict:

@@ -7,15 +7,15 @@ from typing import Optional
 import numpy as np
 import torch
 import torch.nn.functional as F
-from datasets import DatasetDict
 
-from shared.config import ConfigError, TrainConfig
+from shared.config import ConfigError
 from shared.data import ensure_validation, limit_samples
 from shared.evaluation import load_metric
 from shared.losses import classification_loss
-from shared.task import DemoSpec, MetricSpec, Task, register_task
-from shared.vision import adaptable_layers, image_spec, normalize
-from tasks.semantic_segmentation.data import IGNORE, check_and_count, load_raw, reduce, value_table
+from shared.task import DemoSpec, MetricSpec, Task, TaskData, register_task
+from shared.vision import VisionConfig, adaptable_layers, backbone_rates, image_spec, normalize
+from tasks.semantic_segmentation.data import (IGNORE, check_and_count, input_size, load_raw, reduce,
+                                              uses_sample_data, value_table)
 from tasks.semantic_segmentation.models import (build_model, build_processor, head_prefixes, is_mask_classifier,
                                                 mask_targets, semantic_logits)
 from tasks.semantic_segmentation.report import write_overlays
@@ -24,7 +24,7 @@ from tasks.semantic_segmentation.transforms import eval_transform, orient_like_i
 
 
 @dataclass
-class SemanticSegmentationConfig(TrainConfig):
+class SemanticSegmentationConfig(VisionConfig):
     model_name_or_path: str = field(default="mobilenetv2", metadata={
         "help": "Hub id or local dir of a transformers segmentation model (SegFormer, UperNet, DPT, BEiT...), "
                 "or a packaged backbone ('mobilenetv2', 'efficientnet_lite0') under a new UperNet head."})
@@ -46,12 +46,8 @@ class SemanticSegmentationConfig(TrainConfig):
     scale_min: float = field(default=0.5, metadata={"help": "Random rescale range of training images (then a "
                                                             "random crop of the input size); 1 and 1 = no rescale."})
     scale_max: float = 2.0
-    hflip: bool = True
     head_hidden_size: int = field(default=128, metadata={"help": "UperNet channels on a packaged backbone."})
-    backbone_learning_rate: Optional[float] = field(default=None, metadata={
-        "help": "Rate of the pretrained backbone; the new head uses --learning_rate. Default: --learning_rate."})
-    channels_last: bool = field(default=True, metadata={"help": "NHWC memory layout (faster convolutions on CPU)."})
-    verify_images: bool = field(default=True, metadata={"help": "Decode every image header and mask before training."})
+    backbone_lr_scale: float = 1.0  # one rate by default: the README's results were measured so
     metric_for_best_model: str = "mean_iou"
     learning_rate: float = 3e-4
     lr_scheduler_type: str = "polynomial"
@@ -69,33 +65,44 @@ class SemanticSegmentationConfig(TrainConfig):
             raise ConfigError("--validation_dir and --test_dir go with --train_dir")
 
 
+@dataclass
+class SegmentationData(TaskData):
+    """The splits, with labels (class names), label_counts (training pixels per class) and label_ids None."""
+
+    table: torch.Tensor | None = None  # raw mask value (0-255) -> training id, IGNORE for ignored values (int64)
+
+
 @register_task("semantic_segmentation")
 class SemanticSegmentation(Task):
     config_class = SemanticSegmentationConfig
     pipeline_tag = "image-segmentation"
     reference_pad_value = IGNORE  # masks of other sizes on another process: the padding is never scored
 
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        # no data source given: the embedded sample scenes, and their default input size (load_data and
+        # build_processor both follow this one decision)
+        self.sample_data = uses_sample_data(cfg)
+
     # ------------------------------------------------------------------ data
-    def load_data(self, cfg) -> DatasetDict:
-        data, labels = load_raw(cfg, default_dataset)
+    def load_data(self) -> SegmentationData:
+        cfg = self.cfg
+        data, labels, sources = load_raw(cfg, default_dataset)
         table = value_table(labels, cfg.reduce_labels)
-        self.names = reduce(labels).names if cfg.reduce_labels else labels.names
+        names = reduce(labels).names if cfg.reduce_labels else labels.names
         data = limit_samples(ensure_validation(data, cfg), cfg)
-        self.pixel_counts = check_and_count(data, table, len(self.names), cfg.verify_images)
-        self.table = torch.from_numpy(table.astype(np.int64))
-        return data
-
-    def label_names(self, cfg, data) -> list[str]:
-        return list(self.names)
-
-    def label_counts(self, cfg, data) -> list[int]:
-        return [int(c) for c in self.pixel_counts]  # pixels, not images: thin classes are rare by area
+        pixel_counts = check_and_count(data, table, len(names), cfg.verify_images)
+        # label_counts are pixels, not images: thin classes are rare by area
+        return SegmentationData(data, labels=list(names), label_ids=None, label_counts=[int(c) for c in pixel_counts],
+                                sources=sources, table=torch.from_numpy(table.astype(np.int64)))
 
     # ------------------------------------------------------------------ model
-    def build_processor(self, cfg):
-        return build_processor(cfg)
+    def build_processor(self, data):
+        # a reloaded model (data None) keeps its saved processor's size unless --image_height/--image_width say
+        return build_processor(self.cfg.model_name_or_path, input_size(self.cfg, self.sample_data and data is not None))
 
-    def build_model(self, cfg, labels):
+    def build_model(self, labels, processor=None):
+        cfg = self.cfg
         model = build_model(cfg, labels, IGNORE)
         if is_mask_classifier(model) and cfg.class_weights:
             raise ConfigError("--class_weights: Mask2Former and MaskFormer train with their own matching loss, "
@@ -111,16 +118,12 @@ class SemanticSegmentation(Task):
     def lora_target_modules(self, model) -> list[str]:
         return adaptable_layers(model, exclude=self.head_modules(model))
 
-    def lr_overrides(self, cfg, model) -> dict[str, float] | None:
-        if cfg.backbone_learning_rate is None:
-            return None
-        heads = head_prefixes(model)
-        rates = {name: cfg.learning_rate for name, _ in model.named_parameters() if name.startswith(heads)}
-        return {**rates, "": cfg.backbone_learning_rate}
+    def lr_overrides(self, model) -> dict[str, float] | None:
+        return backbone_rates(self.cfg, model, lambda: lambda name: name.startswith(head_prefixes(model)))
 
     # ------------------------------------------------------------------ batches
-    def preprocess(self, cfg, processor, dataset, split: str):
-        spec, table = image_spec(processor), self.table
+    def preprocess(self, processor, dataset, split: str, data):
+        cfg, spec, table = self.cfg, image_spec(processor), data.table
         transform = train_transform(spec, (cfg.scale_min, cfg.scale_max), cfg.hflip) if split == "train" \
             else eval_transform(processor)
 
@@ -137,9 +140,9 @@ class SemanticSegmentation(Task):
         # decoded and transformed on the fly: images are never stored a second time
         return dataset.with_transform(apply, columns=["image", "mask"])
 
-    def collate_fn(self, cfg, processor):
+    def collate_fn(self, processor):
         spec = image_spec(processor)
-        layout = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        layout = torch.channels_last if self.cfg.channels_last else torch.contiguous_format
 
         def collate(examples: list[dict]) -> dict:
             pixels = torch.stack([e["pixel_values"] for e in examples])
@@ -151,14 +154,14 @@ class SemanticSegmentation(Task):
 
         return collate
 
-    def compute_loss(self, model, batch, class_weights):
+    def compute_loss(self, model, batch, loss):
         if is_mask_classifier(getattr(model, "module", model)):  # Mask2Former: its own matching loss
             masks, classes = mask_targets(batch["labels"], IGNORE)
             outputs = model(pixel_values=batch["pixel_values"], mask_labels=masks, class_labels=classes)
             return outputs.loss, outputs
         outputs = model(pixel_values=batch["pixel_values"])
         logits = upsample(outputs.logits, batch["labels"], batch["mask_sizes"])
-        return classification_loss(logits, batch["labels"], class_weights, ignore_index=IGNORE), outputs
+        return classification_loss(logits, batch["labels"], loss, ignore_index=IGNORE), outputs
 
     def postprocess(self, batch, outputs):
         labels = batch["labels"]
@@ -166,21 +169,22 @@ class SemanticSegmentation(Task):
         return scores.argmax(dim=1).to(torch.int16), labels.to(torch.int16)
 
     # ------------------------------------------------------------------ metrics and report
-    def metric(self, cfg) -> MetricSpec:
-        return MetricSpec(load_metric("mean_iou"), cfg.metric_for_best_model,
-                          greater_is_better="loss" not in cfg.metric_for_best_model,
-                          compute_kwargs={"num_labels": len(self.names), "ignore_index": IGNORE})
+    def metric(self, labels) -> MetricSpec:
+        main = self.cfg.metric_for_best_model
+        return MetricSpec(load_metric("mean_iou"), main,
+                          compute_kwargs={"num_labels": len(labels), "ignore_index": IGNORE})
 
-    def compute_metrics(self, cfg, spec, batches, dataset) -> dict:
+    def compute_metrics(self, spec, batches, dataset) -> dict:
         for predictions, references in batches:
             spec.module.add_batch(predictions=list(predictions), references=list(references))
         return spec.module.compute(**spec.compute_kwargs)
 
-    def eval_report(self, cfg, out_dir, batches, dataset, labels) -> None:
+    def eval_report(self, out_dir, batches, dataset, labels) -> None:
         """plots/overlays.png: validation images with their true and predicted masks."""
         write_overlays(out_dir, batches, dataset, labels)
 
-    def demo(self) -> DemoSpec:
+    @classmethod
+    def demo(cls) -> DemoSpec:
         from tasks.semantic_segmentation.demo import demo_spec  # gradio is the [demo] extra: imported only here
 
         return demo_spec()

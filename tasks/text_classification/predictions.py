@@ -17,9 +17,6 @@ class TextClassificationPredictions(Predictions):
             return None  # one score per text
         return super().labels(model_config)
 
-    def setup(self, task, cfg, labels) -> None:
-        task.regression, task.label_smoothing = labels is None, 0.0
-
     def read(self, task, cfg, opts, labels):
         source = str(opts.input)
         data = load_table(opts.input)

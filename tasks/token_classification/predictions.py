@@ -40,7 +40,7 @@ class TokenClassificationPredictions(Predictions):
         dataset, _, _ = reader.to_dataset(split, reader.detect_scheme(split), labels)  # the model's tag set
         return dataset.add_column("tagged", [True] * len(dataset)), True
 
-    def dataset(self, task, cfg, processor, raw, labelled):
+    def dataset(self, task, cfg, processor, raw, labelled, data):
         return raw.select_columns(["tokens"])
 
     def collate(self, task, cfg, processor):
@@ -83,11 +83,11 @@ class TokenClassificationPredictions(Predictions):
             out.append(record)
         return out
 
-    def metrics(self, task, cfg, batches, raw) -> dict:
+    def metrics(self, task, cfg, batches, raw, labels) -> dict:
         names = raw.features["label"].feature.names
         predictions = [[names[i] for i in p["tags"]] for batch, _ in batches for p in batch]
         references = [[names[i] for i in row] for row in raw["label"]]
-        return task.metric(cfg).module.compute(predictions=predictions, references=references)
+        return task.metric(labels).module.compute(predictions=predictions, references=references)
 
 
 def _word_scores(probabilities: list[list[float]], batch: dict) -> list[list[float]]:

@@ -1,6 +1,7 @@
 """Token classification (named entities) hooks: CoNLL / JSONL / hub data, IOB1/IOB2/BIOES, windows, seqeval."""
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,9 +14,9 @@ from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokeni
 from shared.config import ConfigError, TrainConfig
 from shared.data import DataError, ensure_validation, limit_samples
 from shared.evaluation import load_metric
-from shared.losses import classification_loss, uses_custom_loss
+from shared.losses import classification_loss
 from shared.models import resolve_model
-from shared.task import DemoSpec, MetricSpec, Task, register_task
+from shared.task import DemoSpec, MetricSpec, Task, TaskData, register_task
 from tasks.token_classification import data as reader
 from tasks.token_classification.alignment import (IGNORE, continuation_ids, encode_windows, window_predictions,
                                                   word_predictions)
@@ -52,10 +53,11 @@ class TokenClassification(Task):
     reference_pad_value = IGNORE
 
     # ------------------------------------------------------------------ data
-    def load_data(self, cfg) -> DatasetDict:
-        if not cfg.dataset_name and not cfg.train_file:
-            cfg.train_file = str(SAMPLE_DIR / "train.conll")
-            cfg.validation_file = str(SAMPLE_DIR / "validation.conll")
+    def load_data(self) -> TaskData:
+        cfg = self.cfg
+        if not cfg.dataset_name and not cfg.train_file:  # the embedded sample: a copy of the config names it
+            cfg = dataclasses.replace(cfg, train_file=str(SAMPLE_DIR / "train.conll"),
+                                      validation_file=str(SAMPLE_DIR / "validation.conll"))
         splits = self._read(cfg)
         scheme = reader.detect_scheme(splits["train"])
         train, repaired, kinds = reader.to_dataset(splits["train"], scheme, None)
@@ -69,7 +71,11 @@ class TokenClassification(Task):
               f"{len(kinds)} entity types: {', '.join(sorted(kinds))}")
         if notes:
             print(f"warning: stray I- tags after O or another type repaired to B-: {', '.join(notes)}")
-        return limit_samples(ensure_validation(DatasetDict(data), cfg), cfg)
+        data = limit_samples(ensure_validation(DatasetDict(data), cfg), cfg)
+        counts = Counter(tag for tags in data["train"]["label"] for tag in tags)
+        # tags belong to words, not rows: no per-row class (label_ids) for a weighted sampler
+        return TaskData(data, labels=list(names), label_counts=[counts[i] for i in range(len(names))],
+                        warnings=_repair_warnings(data), sources={k: v.source for k, v in splits.items()})
 
     @staticmethod
     def _read(cfg) -> dict:
@@ -82,44 +88,31 @@ class TokenClassification(Task):
         files = {"train": cfg.train_file, "validation": cfg.validation_file, "test": cfg.test_file}
         return {k: reader.read_file(v, cfg.tokens_column, cfg.tags_column) for k, v in files.items() if v}
 
-    def label_names(self, cfg, data) -> list[str]:
-        return list(data["train"].features["label"].feature.names)
-
-    def label_ids(self, cfg, data) -> None:
-        return None  # tags belong to words, not rows: no per-row class for a weighted sampler
-
-    def label_counts(self, cfg, data) -> list[int]:
-        counts = Counter(tag for tags in data["train"]["label"] for tag in tags)
-        return [counts[i] for i in range(len(self.label_names(cfg, data)))]
-
-    def data_warnings(self, cfg, data) -> list[str]:
-        return [f"{name}: {sum(split['repaired_tags'])} stray I- tags (after O or another type) repaired to B-"
-                for name, split in data.items() if sum(split["repaired_tags"])]
-
     def row_key(self, example: dict) -> str:
         return " ".join(example["tokens"]).lower()
 
     # ------------------------------------------------------------------ model
-    def build_processor(self, cfg):
-        path = resolve_model(cfg.model_name_or_path)
+    def build_processor(self, data):
+        path = resolve_model(self.cfg.model_name_or_path)
         tokenizer = AutoTokenizer.from_pretrained(path)
         if not tokenizer.is_fast:
-            raise ConfigError(f"{cfg.model_name_or_path}: token classification needs a fast tokenizer (word ids)")
+            raise ConfigError(f"{self.cfg.model_name_or_path}: token classification needs a fast tokenizer (word ids)")
         positions = getattr(AutoConfig.from_pretrained(path), "max_position_embeddings", None)
         if positions and tokenizer.model_max_length > positions:  # a placeholder: the saved pipeline needs the limit
             tokenizer.model_max_length = positions
         return tokenizer
 
-    def build_model(self, cfg, labels):
+    def build_model(self, labels, processor=None):
         return AutoModelForTokenClassification.from_pretrained(
-            resolve_model(cfg.model_name_or_path), num_labels=len(labels), id2label=dict(enumerate(labels)),
+            resolve_model(self.cfg.model_name_or_path), num_labels=len(labels), id2label=dict(enumerate(labels)),
             label2id={name: i for i, name in enumerate(labels)}, ignore_mismatched_sizes=True)
 
     def head_modules(self, model) -> list[str]:
         return ["classifier"]
 
     # ------------------------------------------------------------------ batches
-    def preprocess(self, cfg, processor, dataset, split: str):
+    def preprocess(self, processor, dataset, split: str, data):
+        cfg = self.cfg
         names = dataset.features["label"].feature.names
         continuation = continuation_ids(names)
         train = split == "train"
@@ -136,7 +129,7 @@ class TokenClassification(Task):
         _report_windows(split, dataset, encoded, cfg, train)
         return encoded
 
-    def collate_fn(self, cfg, processor):
+    def collate_fn(self, processor):
         pad = DataCollatorForTokenClassification(processor, pad_to_multiple_of=8)  # few shapes: allocator reuse
 
         def collate(rows: list[dict]) -> dict:
@@ -156,14 +149,14 @@ class TokenClassification(Task):
     def distillation_logits(self, outputs) -> torch.Tensor:
         return outputs.logits.transpose(1, 2)  # classes on dim 1, one distribution per position
 
-    def compute_loss(self, model, batch, class_weights):
+    def compute_loss(self, model, batch, loss):
         inputs = self._inputs(batch)
-        if not uses_custom_loss(class_weights):
+        if not loss.is_custom:
             outputs = model(**inputs)
             return outputs.loss, outputs
         labels = inputs.pop("labels")
         outputs = model(**inputs)
-        return classification_loss(outputs.logits.transpose(1, 2), labels, class_weights), outputs
+        return classification_loss(outputs.logits.transpose(1, 2), labels, loss), outputs
 
     def postprocess(self, batch, outputs):
         predicted = outputs.logits.argmax(-1).tolist()
@@ -171,8 +164,8 @@ class TokenClassification(Task):
         return windows, [example for example, _ in windows]
 
     # ------------------------------------------------------------------ metrics
-    def metric(self, cfg) -> MetricSpec:
-        return MetricSpec(load_metric("seqeval"), cfg.metric_for_best_model)
+    def metric(self, labels) -> MetricSpec:
+        return MetricSpec(load_metric("seqeval"), self.cfg.metric_for_best_model)
 
     def word_tags(self, batches: list[tuple], dataset) -> tuple[list[list[str]], list[list[str]], int]:
         """(predicted tags, true tags, words no window scored) per sentence, from gathered eval batches."""
@@ -183,20 +176,27 @@ class TokenClassification(Task):
         return ([[names[i] for i in row] for row in predicted],
                 [[names[i] for i in row] for row in dataset["label"]], unscored)
 
-    def compute_metrics(self, cfg, spec: MetricSpec, batches: list[tuple], dataset) -> dict:
+    def compute_metrics(self, spec: MetricSpec, batches: list[tuple], dataset) -> dict:
         predictions, references, unscored = self.word_tags(batches, dataset)
         return {**spec.module.compute(predictions=predictions, references=references), "unscored_words": unscored}
 
-    def eval_report(self, cfg, out_dir, batches, dataset, labels) -> None:
+    def eval_report(self, out_dir, batches, dataset, labels) -> None:
         from tasks.token_classification.report import write_report
 
         predictions, references, _ = self.word_tags(batches, dataset)
         write_report(Path(out_dir), dataset["tokens"], references, predictions)
 
-    def demo(self) -> DemoSpec:
+    @classmethod
+    def demo(cls) -> DemoSpec:
         from tasks.token_classification.demo import demo_spec  # gradio is the [demo] extra: imported only here
 
         return demo_spec()
+
+
+def _repair_warnings(data: DatasetDict) -> list[str]:
+    """The data report's findings: per split, how many stray I- tags reading repaired."""
+    return [f"{name}: {sum(split['repaired_tags'])} stray I- tags (after O or another type) repaired to B-"
+            for name, split in data.items() if sum(split["repaired_tags"])]
 
 
 def _report_windows(split: str, dataset, encoded, cfg, train: bool) -> None:

@@ -10,6 +10,7 @@ from shared.data import DataError, load_table, row_name
 from shared.predict import JsonLinesWriter, Predictions, Writer
 from tasks.translation.data import load_split
 from tasks.translation.pipeline import TAG
+from tasks.translation.sample_data import SOURCE_LANG, TARGET_LANG
 
 
 class LineWriter(Writer):
@@ -32,10 +33,11 @@ class TranslationPredictions(Predictions):
                 raise DataError(f"{file}: no such file")
             lines = file.read_text(encoding="utf-8").splitlines()  # blank lines stay, as blank translations
             return Dataset.from_dict({"source": [s.strip() for s in lines], "target": [""] * len(lines)}), False
+        source_lang, target_lang = _languages(cfg)
         data = load_table(file) if file.suffix.lower() != ".tsv" else None
-        if data is not None and not _has_targets(data, cfg):
-            return _sources_only(data, cfg, str(file)), False
-        return load_split(str(file), cfg.source_lang, cfg.target_lang), True
+        if data is not None and not _has_targets(data, target_lang):
+            return _sources_only(data, source_lang, str(file)), False
+        return load_split(str(file), source_lang, target_lang), True
 
     def build(self, task, cfg, labels):
         """The project's seq2seq-translation pipeline over the saved model, on this process's device."""
@@ -45,7 +47,7 @@ class TranslationPredictions(Predictions):
         pipe = pipeline(TAG, model=cfg.model_name_or_path, device=PartialState().device)
         return pipe.tokenizer, pipe
 
-    def dataset(self, task, cfg, processor, raw, labelled):
+    def dataset(self, task, cfg, processor, raw, labelled, data):
         return raw.add_column("index", list(range(len(raw))))
 
     def collate(self, task, cfg, processor):
@@ -69,20 +71,30 @@ class TranslationPredictions(Predictions):
                 for text, row in zip(predictions, rows)]
 
 
-def _has_targets(data: Dataset, cfg) -> bool:
+def _languages(cfg) -> tuple[str | None, str | None]:
+    """The --source_lang/--target_lang of the prediction config; for a model trained on the embedded sample (its
+    run's config.yaml, beside the model, names no data) the sample's languages fill what no flag gave."""
+    source_lang, target_lang = cfg.source_lang, cfg.target_lang
+    run_config = Path(cfg.model_name_or_path).parent / "config.yaml"  # what parse_predict_args read the defaults from
+    if run_config.is_file() and not cfg.dataset_name and not cfg.train_file:
+        source_lang, target_lang = source_lang or SOURCE_LANG, target_lang or TARGET_LANG
+    return source_lang, target_lang
+
+
+def _has_targets(data: Dataset, target_lang: str | None) -> bool:
     nested = "translation" in data.column_names
     first = (data[0]["translation"] or {}) if nested and len(data) else {}
-    return (cfg.target_lang in first) if nested else (cfg.target_lang in data.column_names)
+    return (target_lang in first) if nested else (target_lang in data.column_names)
 
 
-def _sources_only(data: Dataset, cfg, source: str) -> Dataset:
+def _sources_only(data: Dataset, source_lang: str | None, source: str) -> Dataset:
     """Rows with only the source language ({"translation": {"de": ...}} or a "de" column): texts to translate."""
     nested = "translation" in data.column_names
     texts = []
     for index, row in enumerate(data):
-        text = (row["translation"] or {}).get(cfg.source_lang) if nested else row.get(cfg.source_lang)
+        text = (row["translation"] or {}).get(source_lang) if nested else row.get(source_lang)
         if not isinstance(text, str) or not text.strip():
-            raise DataError(f"{row_name(source, index)}: no {cfg.source_lang!r} text to translate")
+            raise DataError(f"{row_name(source, index)}: no {source_lang!r} text to translate")
         texts.append(text.strip())
     return Dataset.from_dict({"source": texts, "target": [""] * len(texts)})
 

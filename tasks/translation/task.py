@@ -15,7 +15,8 @@ from transformers import DataCollatorForSeq2Seq
 from shared.config import ConfigError, TrainConfig
 from shared.data import ensure_validation, limit_samples, load_hub_or_files
 from shared.evaluation import load_metric
-from shared.task import DemoSpec, MetricSpec, Task, register_task
+from shared.losses import LossSettings
+from shared.task import DemoSpec, MetricSpec, Task, TaskData, register_task
 from shared.vision import adaptable_layers
 from tasks.translation.data import from_hub_split, load_split, validated
 from tasks.translation.modeling import SCRATCH, build_seq2seq, build_tokenizer
@@ -78,34 +79,48 @@ class TranslationConfig(TrainConfig):
         return self.generation_max_length or self.max_target_length
 
 
+@dataclass
+class TranslationData(TaskData):
+    """The sentence pairs, and both sides of the training pairs: what a marian-scratch BPE tokenizer trains on."""
+
+    train_texts: list[str] = field(default_factory=list)
+
+
 @register_task("translation")
 class Translation(Task):
     config_class = TranslationConfig
     pipeline_tag = TAG
 
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.generate_kwargs = {"num_beams": cfg.num_beams, "max_length": cfg.generation_length()}
+
     # ------------------------------------------------------------------ data
-    def load_data(self, cfg) -> DatasetDict:
+    def load_data(self) -> TranslationData:
+        cfg = self.cfg
         src, tgt = cfg.source_lang, cfg.target_lang
+        sources = {}
         if cfg.dataset_name:
             raw, sources = load_hub_or_files(cfg)
             data = DatasetDict({k: from_hub_split(v, sources[k], src, tgt) for k, v in raw.items()})
         elif cfg.train_file:
             data = DatasetDict({"train": load_split(cfg.train_file, src, tgt)})
+            sources = {"train": str(cfg.train_file)}
             for split, path in (("validation", cfg.validation_file), ("test", cfg.test_file)):
                 if path:
-                    data[split] = load_split(path, src, tgt)
-        else:  # the embedded sample: offline, learnable in a minute or two
-            cfg.source_lang, cfg.target_lang = SOURCE_LANG, TARGET_LANG
+                    data[split], sources[split] = load_split(path, src, tgt), str(path)
+        else:  # the embedded sample (en -> toy, generated: no file to name): offline, learnable in a minute or two
             data = DatasetDict({split: _sample(n, seed) for split, n, seed in (("train", 2000, 0), ("validation", 100, 1))})
         data = limit_samples(ensure_validation(data, cfg), cfg)
-        self.train_texts = list(data["train"]["source"]) + list(data["train"]["target"])  # for a tokenizer trained from scratch
-        self.label_smoothing = cfg.label_smoothing
-        return data
+        return TranslationData(data, sources=sources,
+                               train_texts=list(data["train"]["source"]) + list(data["train"]["target"]))
 
     # ------------------------------------------------------------------ model
-    def build_processor(self, cfg):
-        self.tokenizer = build_tokenizer(cfg, getattr(self, "train_texts", []))
-        return self.tokenizer
+    def build_processor(self, data):
+        if self.cfg.model_name_or_path == SCRATCH and data is None:
+            raise ConfigError(f"{SCRATCH} trains its tokenizer on the training data; to reload a trained model, give "
+                              "--model_name_or_path <run>/best")
+        return build_tokenizer(self.cfg, data.train_texts if data is not None else [])
 
     def head_modules(self, model) -> list[str]:
         """A bert2bert warm start's new parts (cross-attention, the decoder's LM head if the checkpoint had none)."""
@@ -116,13 +131,18 @@ class Translation(Task):
             return adaptable_layers(model, exclude=self.head_modules(model))
         return super().lora_target_modules(model)
 
-    def build_model(self, cfg, labels):
-        model = build_seq2seq(cfg, self.tokenizer)
-        self.generate_kwargs = {"num_beams": cfg.num_beams, "max_length": cfg.generation_length()}
+    def build_model(self, labels, processor=None):
+        # The model is sized and configured by its tokenizer (vocabulary, special ids, input limit): the run's
+        # processor, or (a saved model reloaded alone) the tokenizer saved beside it.
+        tokenizer = processor if processor is not None else self.build_processor(None)
+        model = build_seq2seq(self.cfg, tokenizer)
+        model.tokenizer = tokenizer  # decodes what eval_step generates (not saved: the run saves the processor)
         return model
 
     # ------------------------------------------------------------------ batches
-    def preprocess(self, cfg, processor, dataset, split: str):
+    def preprocess(self, processor, dataset, split: str, data):
+        cfg = self.cfg
+
         def encode(batch, indices):
             encoded = processor([cfg.source_prefix + s for s in batch["source"]], max_length=cfg.max_source_length,
                                 truncation=True)
@@ -137,7 +157,7 @@ class Translation(Task):
         return dataset.map(encode, batched=True, with_indices=True, remove_columns=dataset.column_names,
                            num_proc=cfg.preprocessing_num_workers, desc=f"tokenizing {split}")
 
-    def collate_fn(self, cfg, processor):
+    def collate_fn(self, processor):
         # Labels are padded with -100 so padding never counts in the loss.
         pad = DataCollatorForSeq2Seq(processor, label_pad_token_id=-100,
                                      pad_to_multiple_of=8)  # few shapes: the allocator reuses blocks
@@ -148,25 +168,29 @@ class Translation(Task):
 
         return collate
 
-    def compute_loss(self, model, batch, class_weights):
+    def compute_loss(self, model, batch, loss):
+        # Token-level cross-entropy with loss.label_smoothing (--label_smoothing); class weights and focal loss do
+        # not apply to a vocabulary (plain F.cross_entropy, not classification_loss: --loss focal stays refused).
         outputs = model(**{k: v for k, v in batch.items() if k != INDEX})
-        if not self.label_smoothing:
+        if not loss.label_smoothing:
             return outputs.loss, outputs
         logits, labels = outputs.logits.float(), batch["labels"]
-        loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100,
-                               label_smoothing=self.label_smoothing)
-        return loss, outputs
+        value = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100,
+                                label_smoothing=loss.label_smoothing)
+        return value, outputs
 
-    def eval_step(self, model, batch, class_weights=None):
-        loss, _ = self.compute_loss(model, batch, None)
+    def eval_step(self, model, batch, loss=None):
+        # evaluation loss: smoothed as in training (--label_smoothing)
+        value, _ = self.compute_loss(
+            model, batch, loss if loss is not None else LossSettings(label_smoothing=self.cfg.label_smoothing))
         generator = getattr(model, "module", model)  # a distributed wrapper keeps generate() on its module
         ids = generator.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                                  **self.generate_kwargs)
-        texts = [t.strip() for t in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
-        return loss, texts, batch[INDEX]
+        texts = [t.strip() for t in generator.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+        return value, texts, batch[INDEX]
 
     # ------------------------------------------------------------------ metrics
-    def metric(self, cfg) -> MetricSpec:
+    def metric(self, labels) -> MetricSpec:
         return MetricSpec(evaluate.combine([load_metric("sacrebleu"), load_metric("chrf")]), "bleu")
 
     @staticmethod
@@ -176,7 +200,7 @@ class Translation(Task):
         targets = list(dataset["target"])
         return predictions, [targets[i] for i in indices], indices
 
-    def compute_metrics(self, cfg, spec: MetricSpec, batches: list[tuple], dataset) -> dict:
+    def compute_metrics(self, spec: MetricSpec, batches: list[tuple], dataset) -> dict:
         predictions, references, _ = self._pairs(batches, dataset)
         scores = spec.module.compute(predictions=predictions, references=[[r] for r in references])
         lengths = [len(p.split()) for p in predictions]
@@ -184,7 +208,7 @@ class Translation(Task):
                 "gen_len": sum(lengths) / max(1, len(lengths)), "num_samples": len(predictions),
                 "signature": scores["sacrebleu_signature"]}
 
-    def eval_report(self, cfg, out_dir, batches, dataset, labels) -> None:
+    def eval_report(self, out_dir, batches, dataset, labels) -> None:
         # The engine hands reports the run's plots/ folder; translations belong beside results.json.
         run_dir = Path(out_dir).parent
         predictions, references, indices = self._pairs(batches, dataset)
@@ -194,10 +218,11 @@ class Translation(Task):
         with (run_dir / "translations.jsonl").open("w") as handle:
             handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
         table = "\n".join(f"| {r['source']} | {r['reference']} | {r['prediction']} |"
-                          for r in rows[:cfg.num_report_samples])
+                          for r in rows[:self.cfg.num_report_samples])
         (run_dir / "samples.md").write_text(f"| source | reference | prediction |\n|---|---|---|\n{table}\n")
 
-    def demo(self) -> DemoSpec:
+    @classmethod
+    def demo(cls) -> DemoSpec:
         import gradio as gr
 
         def predict(pipe, text: str, beams: float):

@@ -85,7 +85,7 @@ def test_two_processes_match_one_process(tiny_bert_dir, tmp_path):
 
     # The two-process model evaluated by one process: identical predictions, counts and metrics.
     task = get_task("text_classification")
-    engine = Engine(task, parse_config(task.config_class, flags(run / "last", tmp_path / "check", "8")))
+    engine = Engine(task(parse_config(task.config_class, flags(run / "last", tmp_path / "check", "8"))))
     engine.setup()
     metrics = engine.evaluate()
     final = evals[-1]

@@ -171,6 +171,16 @@ def test_output_suffix_is_checked_before_anything_runs(text_run, tmp_path, capsy
     assert "expected a file ending in .csv or .jsonl" in capsys.readouterr().err
 
 
+def test_a_model_of_another_task_is_refused_by_its_training_info(text_run, tmp_path, capsys):
+    run, validation = text_run
+    with pytest.raises(SystemExit) as exit_info:
+        _predict("token_classification", run / "best", validation, tmp_path / "p.jsonl")
+    assert exit_info.value.code == 2
+    assert "was trained for text_classification (its training_info.json); predict with " \
+           "tasks/text_classification/predict.py" in capsys.readouterr().err
+    assert not (tmp_path / "p.jsonl").exists()
+
+
 @pytest.mark.slow
 def test_text_classification_two_processes_write_the_file_one_does(text_run, tmp_path):
     run, validation = text_run

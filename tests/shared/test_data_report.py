@@ -9,8 +9,7 @@ from PIL import Image
 
 from shared.cli import main
 from shared.data_report import build_data_report, summary_lines
-from shared.task import get_task
-from tests.helpers import tiny_text_args
+from tests.helpers import build_task, tiny_text_args
 
 
 def _text_data() -> DatasetDict:
@@ -50,7 +49,7 @@ def test_image_report_reads_sizes_and_finds_identical_files(tmp_path):
 
 
 def test_task_row_key_overrides_the_default():
-    qa = get_task("question_answering")
+    qa = build_task("question_answering")
     rows = {"id": ["a", "b"], "title": ["t", "t"], "context": ["C", "c"], "question": ["Q?", "q?"],
             "answers": [{"text": ["x"], "answer_start": [0]}, {"text": ["y"], "answer_start": [0]}]}
     report = build_data_report(DatasetDict({"train": Dataset.from_dict(rows)}), qa.row_key)

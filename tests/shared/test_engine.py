@@ -112,7 +112,7 @@ def test_divergence_is_caught_before_a_checkpoint_is_saved(tiny_bert_dir, toy_te
     cfg = parse_config(task.config_class, tiny_text_args(
         tiny_bert_dir, *toy_text_files, tmp_path / "out", "--learning_rate", "1e30", "--max_grad_norm", "0",
         "--logging_steps", "50", "--save_strategy", "steps", "--save_steps", "1", "--save_total_limit", "100"))
-    engine = Engine(task, cfg)
+    engine = Engine(task(cfg))
     engine.setup()
     with pytest.raises(TrainingDiverged, match=r"optimizer step (\d+)") as error:
         engine.train()

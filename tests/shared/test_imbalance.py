@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from shared.cli import main
-from shared.losses import classification_loss
+from shared.losses import LossSettings, classification_loss
 from shared.sampling import LengthGroupedBatchSampler, WeightedEpochSampler, balanced_row_weights
 from tests.helpers import NEGATIVE, NOUNS, POSITIVE, tiny_text_args, write_csv
 
@@ -102,13 +102,13 @@ def test_focal_loss_is_cross_entropy_at_gamma_zero_and_discounts_easy_examples(s
     labels.view(-1)[0] = -100
     weights = torch.tensor([0.5, 2.0, 1.0])
     expected = F.cross_entropy(logits, labels, weight=weights, ignore_index=-100)
-    assert torch.allclose(classification_loss(logits, labels, weights, focal_gamma=0.0), expected)
-    assert torch.allclose(classification_loss(logits, labels, weights, focal_gamma=1e-9), expected, atol=1e-6)
-    focal = classification_loss(logits, labels, None, focal_gamma=2.0)
+    assert torch.allclose(classification_loss(logits, labels, LossSettings(weights, focal_gamma=0.0)), expected)
+    assert torch.allclose(classification_loss(logits, labels, LossSettings(weights, focal_gamma=1e-9)), expected, atol=1e-6)
+    focal = classification_loss(logits, labels, LossSettings(None, focal_gamma=2.0))
     assert focal < F.cross_entropy(logits, labels, ignore_index=-100)
     # An almost-certain correct prediction contributes almost nothing under focal loss.
     easy = torch.tensor([[20.0, 0.0, 0.0]])
-    assert classification_loss(easy, torch.tensor([0]), None, focal_gamma=2.0) < 1e-12
+    assert classification_loss(easy, torch.tensor([0]), LossSettings(None, focal_gamma=2.0)) < 1e-12
 
 
 def test_focal_flag_reaches_the_task_loss(tiny_bert_dir, toy_text_files, tmp_path):

@@ -8,6 +8,7 @@ import torch
 
 from shared.peft_utils import apply_peft
 from shared.task import get_task
+from tests.helpers import build_task
 
 LORA = SimpleNamespace(lora_r=4, lora_alpha=8, lora_dropout=0.0, lora_target_modules=None)
 
@@ -81,7 +82,7 @@ def test_lora_adapts_the_pretrained_part_and_trains_new_heads_in_full(task_name,
     build, heads = CASES[task_name]
     torch.manual_seed(0)
     model = build(tiny_bert_dir)
-    task = get_task(task_name)
+    task = build_task(task_name)
     head_sizes = {n: p.numel() for n, p in model.named_parameters() if any(h in n for h in heads)}
     wrapped = apply_peft(model, LORA, task, log=lambda _: None)
     lora, head, other = _trainable_split(wrapped, heads)
@@ -92,7 +93,7 @@ def test_lora_adapts_the_pretrained_part_and_trains_new_heads_in_full(task_name,
 
 
 def test_detr_keeps_its_new_transformer_and_heads_trainable_and_adapts_the_backbone(tiny_bert_dir):
-    task = get_task("object_detection")
+    task = build_task("object_detection")
     model = _conditional_detr(tiny_bert_dir)
     heads = task.head_modules(model)
     assert "model.backbone" not in heads and "class_labels_classifier" in heads and "model.encoder" in heads

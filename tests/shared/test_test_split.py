@@ -77,14 +77,15 @@ def test_a_bad_test_file_is_refused_like_validation(tiny_bert_dir, toy_text_file
 
 def _score_saved(task_name: str, args: list[str], model_dir) -> dict:
     """The task's metrics of the saved model on the test split the same flags give, outside the engine."""
-    task = get_task(task_name)
-    cfg = parse_config(task.config_class, [*args, "--model_name_or_path", str(model_dir)])
-    data = task.load_data(cfg)
-    processor = task.build_processor(cfg)
-    model = task.build_model(cfg, task.label_names(cfg, data)).float().eval()
-    dataset = task.preprocess(cfg, processor, data["test"], "test")
-    loader = DataLoader(dataset, batch_size=cfg.per_device_eval_batch_size, collate_fn=task.collate_fn(cfg, processor))
-    return evaluate(task, cfg, model, list(loader), data["test"])
+    task_class = get_task(task_name)
+    cfg = parse_config(task_class.config_class, [*args, "--model_name_or_path", str(model_dir)])
+    task = task_class(cfg)
+    data = task.load_data()
+    processor = task.build_processor(data)
+    model = task.build_model(data.labels).float().eval()
+    dataset = task.preprocess(processor, data["test"], "test", data)
+    loader = DataLoader(dataset, batch_size=cfg.per_device_eval_batch_size, collate_fn=task.collate_fn(processor))
+    return evaluate(task, task.metric(data.labels), model, list(loader), data["test"])
 
 
 def _assert_scored_with_best(run, results: dict, scored: dict, main_metric: str) -> None:

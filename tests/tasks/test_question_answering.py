@@ -71,8 +71,8 @@ def _squad_json(path: Path, rows: list[dict]) -> Path:
 
 
 def _load(train: Path, *flags: str):
-    task = get_task("question_answering")
-    return task.load_data(parse_config(task.config_class, ["--train_file", str(train), *flags]))
+    task_class = get_task("question_answering")
+    return task_class(parse_config(task_class.config_class, ["--train_file", str(train), *flags])).load_data()
 
 
 # ---------------------------------------------------------------------- metric
@@ -117,7 +117,8 @@ def test_squad_json_and_jsonl_give_the_same_rows(tmp_path):
 
 
 def test_embedded_sample_answers_sit_at_their_offsets():
-    data = get_task("question_answering").load_data(parse_config(get_task("question_answering").config_class, []))
+    task_class = get_task("question_answering")
+    data = task_class(parse_config(task_class.config_class, [])).load_data()
     assert len(data["train"]) == 600 and len(data["validation"]) == 150
     for row in data["validation"]:
         text, start = row["answers"]["text"][0], row["answers"]["answer_start"][0]
@@ -171,7 +172,7 @@ def test_unanswerable_rows_load_with_version_2(tmp_path):
     rows = make_rows(6, seed=3)
     rows[0]["answers"] = {"text": [], "answer_start": []}
     data = _load(_jsonl(tmp_path / "train.jsonl", rows), "--version_2_with_negative", "--validation_split", "0.5")
-    assert sum(not a["text"] for split in data.values() for a in split["answers"]) == 1
+    assert sum(not a["text"] for split in data.splits.values() for a in split["answers"]) == 1
 
 
 def test_stride_must_fit_the_window():

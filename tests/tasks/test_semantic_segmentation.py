@@ -90,11 +90,12 @@ def test_reduce_labels_drops_class_zero_and_shifts_the_rest(scenes, tiny_segform
     assert table[:3].tolist() == [IGNORE, 0, 1] and table[3] == -1 and table[255] == IGNORE
     table = value_table(LabelSet(["sky", "road"], 11), reduce_labels=False)  # CamVid style ignore index
     assert table[:2].tolist() == [0, 1] and table[11] == IGNORE and table[2] == -1 and table[255] == -1
-    task = get_task("semantic_segmentation")
-    cfg = parse_config(task.config_class, _args(tiny_segformer, scenes, "unused", "--reduce_labels"))
-    data = task.load_data(cfg)
-    assert task.label_names(cfg, data) == LABELS[1:]  # the background is no class any more
-    mask = task.preprocess(cfg, task.build_processor(cfg), data["validation"], "validation")[0]["labels"]
+    task_class = get_task("semantic_segmentation")
+    cfg = parse_config(task_class.config_class, _args(tiny_segformer, scenes, "unused", "--reduce_labels"))
+    task = task_class(cfg)
+    data = task.load_data()
+    assert data.labels == LABELS[1:]  # the background is no class any more
+    mask = task.preprocess(task.build_processor(data), data["validation"], "validation", data)[0]["labels"]
     raw = np.asarray(Image.open(scenes / "validation" / "masks" / "000.png"))
     assert torch.equal(mask, torch.from_numpy(np.where((raw == 0) | (raw == 255), IGNORE, raw.astype(np.int64) - 1)))
 
@@ -161,10 +162,10 @@ def test_bad_input_names_the_file_and_the_reason(scenes, tiny_segformer, tmp_pat
         image.write_bytes(image.read_bytes()[:60])
     else:
         Image.open(mask).convert("RGB").save(mask)
-    task = get_task("semantic_segmentation")
-    cfg = parse_config(task.config_class, _args(tiny_segformer, root, tmp_path / "out"))
+    task_class = get_task("semantic_segmentation")
+    task = task_class(parse_config(task_class.config_class, _args(tiny_segformer, root, tmp_path / "out")))
     with pytest.raises(DataError, match=message):
-        task.load_data(cfg)
+        task.load_data()
 
 
 def test_packaged_mobilenetv2_upernet_gets_the_imagenet_weights():
@@ -172,9 +173,9 @@ def test_packaged_mobilenetv2_upernet_gets_the_imagenet_weights():
 
     from shared.models import load_timm_backbone_state_dict
 
-    task = get_task("semantic_segmentation")
-    cfg = parse_config(task.config_class, ["--image_height", "64", "--image_width", "96"])
-    model = task.build_model(cfg, ["a", "b", "c"])
+    task_class = get_task("semantic_segmentation")
+    task = task_class(parse_config(task_class.config_class, ["--image_height", "64", "--image_width", "96"]))
+    model = task.build_model(["a", "b", "c"])
     reference = timm.create_model("mobilenetv2_100", pretrained=False)
     reference.load_state_dict(load_timm_backbone_state_dict("mobilenetv2"))
     backbone = model.backbone._backbone.state_dict()
@@ -182,8 +183,8 @@ def test_packaged_mobilenetv2_upernet_gets_the_imagenet_weights():
     assert model.config.hidden_size == 128 and not model.config.use_auxiliary_head
     logits = model.eval()(pixel_values=torch.randn(1, 3, 64, 96)).logits
     assert logits.shape == (1, 3, 64, 96)
-    assert task.build_processor(cfg).size == {"height": 64, "width": 96}
-    heads = task.lr_overrides(parse_config(task.config_class, ["--backbone_learning_rate", "1e-5"]), model)
+    assert task.build_processor(None).size == {"height": 64, "width": 96}
+    heads = task_class(parse_config(task_class.config_class, ["--backbone_learning_rate", "1e-5"])).lr_overrides(model)
     assert heads[""] == 1e-5 and all(name.startswith("decode_head.") for name in heads if name)
 
 

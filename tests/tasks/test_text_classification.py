@@ -11,20 +11,19 @@ from shared.cli import main
 from shared.config import ConfigError, parse_config
 from shared.data import DataError
 from shared.task import get_task
-from tests.helpers import tiny_text_args, toy_reviews, write_csv
+from tests.helpers import tiny_text_args, toy_reviews, write_csv, build_task
 
 
 def _load(tmp_path, train_rows, validation_rows, header=("text", "label"), *flags):
     train = write_csv(tmp_path / "train.csv", train_rows, header)
     validation = write_csv(tmp_path / "validation.csv", validation_rows, header)
-    task = get_task("text_classification")
-    cfg = parse_config(task.config_class, ["--train_file", str(train), "--validation_file", str(validation), *flags])
-    return task, task.load_data(cfg)
+    task = build_task("text_classification", "--train_file", str(train), "--validation_file", str(validation), *flags)
+    return task, task.load_data()
 
 
 def test_string_labels_become_sorted_class_names(tmp_path):
     task, data = _load(tmp_path, toy_reviews(10, 0), toy_reviews(4, 1))
-    assert task.label_names(None, data) == ["neg", "pos"]
+    assert data.labels == ["neg", "pos"]
     assert set(data["validation"]["label"]) == {0, 1}
 
 
@@ -32,14 +31,12 @@ def test_integer_labels_take_names_from_labels_json(tmp_path):
     rows = [(text, int(label == "pos")) for text, label in toy_reviews(10, 0)]
     (tmp_path / "labels.json").write_text(json.dumps({"0": "negative", "1": "positive"}))
     task, data = _load(tmp_path, rows, rows[:4])
-    assert task.label_names(None, data) == ["negative", "positive"]
+    assert data.labels == ["negative", "positive"]
 
 
 def test_missing_validation_file_carves_a_stratified_split(tmp_path):
     train = write_csv(tmp_path / "train.csv", toy_reviews(40, 0))
-    task = get_task("text_classification")
-    cfg = parse_config(task.config_class, ["--train_file", str(train), "--validation_split", "0.25"])
-    data = task.load_data(cfg)
+    data = build_task("text_classification", "--train_file", str(train), "--validation_split", "0.25").load_data()
     assert len(data["train"]) == 30 and len(data["validation"]) == 10
     assert sorted(data["validation"]["label"]) == [0] * 5 + [1] * 5
 
@@ -70,10 +67,9 @@ def test_bad_input_is_refused_with_file_and_row(tmp_path, case, match):
     elif case == "bad_extension":
         train = tmp_path / "train.xlsx"
         train.write_text("x")
-    task = get_task("text_classification")
-    cfg = parse_config(task.config_class, ["--train_file", str(train), "--validation_file", str(valid)])
+    task = build_task("text_classification", "--train_file", str(train), "--validation_file", str(valid))
     with pytest.raises(DataError, match=match):
-        task.load_data(cfg)
+        task.load_data()
 
 
 def test_bad_flags_exit_before_training(tmp_path, capsys):

@@ -14,9 +14,12 @@ from shared.cli import main
 from shared.config import ConfigError, parse_config
 from shared.data import DataError
 from shared.evaluation import load_metric
+from shared.losses import LossSettings
+from shared.run import build_run
 from shared.task import get_task
 from tasks.translation.modeling import train_tokenizer
 from tasks.translation.pipeline import TAG
+from tests.helpers import build_task
 
 HYPOTHESES = ["The cat sat on the mat.", "A dog runs in the park", "hello world"]
 REFERENCES = [["The cat is on the mat.", "A cat sat on the mat."], ["A dog is running in the park.", "Dogs run."],
@@ -40,8 +43,7 @@ def _jsonl(path: Path, rows: list[dict]) -> Path:
 
 
 def _load(train: Path, *flags: str):
-    task = get_task("translation")
-    return task.load_data(parse_config(task.config_class, ["--train_file", str(train), *flags]))
+    return build_task("translation", "--train_file", str(train), *flags).load_data()
 
 
 # ---------------------------------------------------------------------- metrics
@@ -134,13 +136,12 @@ def test_scratch_tokenizer_appends_eos_and_reloads_without_sentencepiece(tmp_pat
 
 
 def test_collate_pads_labels_with_minus_100_and_keeps_row_indices(tmp_path):
-    task = get_task("translation")
-    cfg = parse_config(task.config_class, ["--train_file", str(_jsonl(tmp_path / "t.jsonl", _copy_rows(20, 0))),
-                                           "--source_lang", "src", "--target_lang", "tgt"])
-    data = task.load_data(cfg)
-    tokenizer = task.build_processor(cfg)
-    features = task.preprocess(cfg, tokenizer, data["validation"], "validation")
-    batch = task.collate_fn(cfg, tokenizer)([dict(features[i]) for i in range(2)])
+    task = build_task("translation", "--train_file", str(_jsonl(tmp_path / "t.jsonl", _copy_rows(20, 0))),
+                      "--source_lang", "src", "--target_lang", "tgt")
+    data = task.load_data()
+    tokenizer = task.build_processor(data)
+    features = task.preprocess(tokenizer, data["validation"], "validation", data)
+    batch = task.collate_fn(tokenizer)([dict(features[i]) for i in range(2)])
     assert batch["example_index"].tolist() == [0, 1]
     lengths = [len(features[i]["labels"]) for i in range(2)]
     short = lengths.index(min(lengths))
@@ -210,20 +211,16 @@ def test_bert2bert_warm_start_trains_saves_and_reloads(tiny_bert_dir, tmp_path, 
 
 
 def test_label_smoothing_changes_the_loss_but_ignores_padding(tmp_path):
-    task = get_task("translation")
-    cfg = parse_config(task.config_class, ["--train_file", str(_jsonl(tmp_path / "t.jsonl", _copy_rows(20, 0))),
-                                           "--source_lang", "src", "--target_lang", "tgt", "--d_model", "32",
-                                           "--ffn_dim", "32", "--encoder_layers", "1", "--decoder_layers", "1",
-                                           "--label_smoothing", "0.2"])
-    data = task.load_data(cfg)
-    tokenizer = task.build_processor(cfg)
-    model = task.build_model(cfg, None).eval()
-    features = task.preprocess(cfg, tokenizer, data["train"], "train")
-    batch = task.collate_fn(cfg, tokenizer)([dict(features[i]) for i in range(4)])
+    task = build_task("translation", "--train_file", str(_jsonl(tmp_path / "t.jsonl", _copy_rows(20, 0))),
+                      "--source_lang", "src", "--target_lang", "tgt", "--d_model", "32", "--ffn_dim", "32",
+                      "--encoder_layers", "1", "--decoder_layers", "1", "--label_smoothing", "0.2")
+    run = build_run(task, splits=("train",))
+    model, features = run.model.eval(), run.datasets["train"]
+    batch = run.collate([dict(features[i]) for i in range(4)])
+    loss = LossSettings.from_config(task.cfg, None)  # what the engine hands compute_loss: --label_smoothing 0.2
     with torch.no_grad():
-        smoothed, outputs = task.compute_loss(model, batch, None)
-        task.label_smoothing = 0.0
-        plain, _ = task.compute_loss(model, batch, None)
+        smoothed, outputs = task.compute_loss(model, batch, loss)
+        plain, _ = task.compute_loss(model, batch, LossSettings(label_smoothing=0.0))
     assert plain.item() == pytest.approx(outputs.loss.item()) and smoothed.item() != pytest.approx(plain.item())
     manual = torch.nn.functional.cross_entropy(outputs.logits.flatten(0, 1), batch["labels"].flatten(),
                                                ignore_index=-100, label_smoothing=0.2)

@@ -11,11 +11,12 @@ import torch
 from transformers import MarianConfig, MarianMTModel, pipeline
 
 from shared.cli import main
-from shared.config import ConfigError, parse_config
+from shared.config import ConfigError
 from shared.task import get_task
 from tasks.translation.modeling import train_tokenizer
 from tasks.translation.pipeline import TAG
 from tasks.translation.sentences import split_sentences
+from tests.helpers import build_task
 
 WORDS = ["ka", "lo", "mi", "ta", "ve", "do", "si", "ra", "be", "nu", "zu", "po"]
 
@@ -59,18 +60,18 @@ def test_separators_keep_spaces_and_line_breaks():
 
 # ---------------------------------------------------------------------- the position table
 def _tiny_config(tmp_path, *flags):
-    task = get_task("translation")
     train = _jsonl(tmp_path / "t.jsonl", _paragraph(400, 0))
-    return task, parse_config(task.config_class, [
-        "--train_file", str(train), "--source_lang", "src", "--target_lang", "tgt", "--d_model", "32",
-        "--ffn_dim", "32", "--encoder_layers", "1", "--decoder_layers", "1", "--attention_heads", "2", *flags])
+    task = build_task("translation", "--train_file", str(train), "--source_lang", "src", "--target_lang", "tgt",
+                      "--d_model", "32", "--ffn_dim", "32", "--encoder_layers", "1", "--decoder_layers", "1",
+                      "--attention_heads", "2", *flags)
+    return task, task.cfg
 
 
 def test_scratch_positions_are_sized_for_use_not_for_the_training_length(tmp_path):
     task, cfg = _tiny_config(tmp_path, "--max_source_length", "16", "--max_target_length", "16")
-    task.load_data(cfg)
-    tokenizer = task.build_processor(cfg)
-    model = task.build_model(cfg, None).eval()
+    data = task.load_data()
+    tokenizer = task.build_processor(data)
+    model = task.build_model(None, tokenizer).eval()
     assert model.config.max_position_embeddings == 512 and model.config.max_input_length == 512
     assert model.config.max_source_length == 16 and tokenizer.model_max_length == 512
     ids = torch.randint(3, len(tokenizer), (1, 300))  # far past the 16 tokens of training, and the old 18 positions
@@ -82,9 +83,7 @@ def test_scratch_positions_are_sized_for_use_not_for_the_training_length(tmp_pat
 
 def test_repetition_settings_are_saved_in_the_generation_config(tmp_path):
     task, cfg = _tiny_config(tmp_path, "--no_repeat_ngram_size", "3", "--repetition_penalty", "1.2")
-    task.load_data(cfg)
-    task.build_processor(cfg)
-    saved = task.build_model(cfg, None).generation_config
+    saved = task.build_model(None, task.build_processor(task.load_data())).generation_config
     assert (saved.no_repeat_ngram_size, saved.repetition_penalty, saved.length_penalty) == (3, 1.2, 1.0)
     with pytest.raises(ConfigError, match="--repetition_penalty > 0"):
         _tiny_config(tmp_path, "--repetition_penalty", "0")
