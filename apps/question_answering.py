@@ -3,7 +3,7 @@ import os
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio loads: the demo makes no outside connection
 import tasks  # noqa: E402,F401  (registers every task and the project's pipeline tags)
-from shared.demo import main  # noqa: E402
+from shared.serving.demo import main  # noqa: E402
 
 if __name__ == "__main__":
     main("question_answering")

@@ -19,7 +19,7 @@ def machine_info() -> dict:
     import torch
     import transformers
 
-    from shared.runtime import cpu_has_native_bf16
+    from shared.toolkit.runtime import cpu_has_native_bf16
 
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), platform.processor())

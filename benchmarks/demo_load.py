@@ -23,7 +23,7 @@ import httpx
 
 import tasks  # noqa: F401  (registers every task)
 from benchmarks.common import ROOT, machine_info, write_result
-from shared.demo import DemoError, resolve_model
+from shared.serving.demo import DemoError, resolve_model
 from tests.apps.server import serve
 
 SAMPLE = ROOT / "tasks" / "text_classification" / "sample_data" / "validation.csv"

@@ -18,8 +18,8 @@ import torch
 
 from benchmarks.common import write_merged_rows
 from benchmarks.suite import pairs
-from shared.config import parse_config
-from shared.evaluation import load_metric
+from shared.toolkit.config import parse_config
+from shared.evaluation.scoring import load_metric
 from shared.task import get_task
 from tasks.semantic_segmentation.data import IGNORE
 

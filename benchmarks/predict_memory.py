@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from a checkout
 
 from benchmarks.common import machine_info, python_command, run_measured, write_result  # noqa: E402
-from shared.data import benchmark_data_dir  # noqa: E402
+from shared.inputs.data import benchmark_data_dir  # noqa: E402
 
 
 def _texts() -> list[str]:
@@ -44,7 +44,7 @@ def _models(tmp: Path) -> tuple[Path, Path]:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from shared.models import resolve_model
+    from shared.toolkit.models import resolve_model
 
     minilm = resolve_model("minilm")
     tokenizer = AutoTokenizer.from_pretrained(minilm)

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks.common import python_command, ratio, run_measured, write_merged_rows
-from shared.data import benchmark_data_dir
-from shared.runtime import resolve_mixed_precision
+from shared.inputs.data import benchmark_data_dir
+from shared.toolkit.runtime import resolve_mixed_precision
 
 
 @dataclass

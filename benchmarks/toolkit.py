@@ -15,7 +15,7 @@ import statistics
 from pathlib import Path
 
 from benchmarks.common import machine_info, markdown_table, python_command, run_measured, write_result
-from shared.data import benchmark_data_dir
+from shared.inputs.data import benchmark_data_dir
 
 WORK = Path("/tmp/toolkit_bench")
 TEXT_RECIPE = "tasks/text_classification/recipes/rotten_tomatoes.yaml"
@@ -44,7 +44,7 @@ def make_student(layers: int) -> Path:
     """MiniLM cut to its first `layers` transformer layers (a smaller student sharing the tokenizer)."""
     from transformers import AutoModel, AutoTokenizer
 
-    from shared.models import resolve_model
+    from shared.toolkit.models import resolve_model
 
     out = WORK / f"minilm_l{layers}"
     model = AutoModel.from_pretrained(resolve_model("minilm"))
@@ -80,7 +80,7 @@ def distill(seeds: list[int], epochs: int, alpha: float, temperature: float, sam
 
 
 def export() -> list[dict]:
-    from shared.export import export as run_export
+    from shared.serving.export import export as run_export
 
     import tasks  # noqa: F401
 

@@ -16,8 +16,8 @@ import torch
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 from benchmarks.common import markdown_table
-from shared.data import benchmark_data_dir
-from shared.evaluation import load_metric
+from shared.inputs.data import benchmark_data_dir
+from shared.evaluation.scoring import load_metric
 
 NEUTRAL = {"no_repeat_ngram_size": 0, "repetition_penalty": 1.0, "length_penalty": 1.0}  # whatever was saved
 SETTINGS = ["baseline", "no_repeat_ngram_size=3", "repetition_penalty=1.2", "length_penalty=0.8", "length_penalty=1.2"]

@@ -10,8 +10,8 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from shared.config import ConfigError
-from shared.data import DataError
+from shared.toolkit.config import ConfigError
+from shared.inputs.data import DataError
 from shared.task import MetricSpec, Task, TaskData
 
 

@@ -6,7 +6,7 @@ from typing import Any, Callable
 
 import torch
 
-from shared.losses import LossSettings
+from shared.training.losses import LossSettings
 
 
 LOWER_IS_BETTER_WORDS = ("loss", "mse", "mae", "error")  # mse also covers rmse
@@ -36,7 +36,7 @@ class MetricSpec:
 class DemoSpec:
     """What a Gradio demo needs: components, examples and a predict(pipe, *inputs) function.
 
-    shared/demo.py checks every gr.Textbox and gr.Image input before `predict` sees it: empty text is
+    shared/serving/demo.py checks every gr.Textbox and gr.Image input before `predict` sees it: empty text is
     refused, text past `max_chars` is cut with a notice, images arrive as RGB PIL images no larger than
     `max_image_side`. With `predict_batch(pipe, rows) -> one output per row`, concurrent requests are
     merged into one pipeline call of up to `max_batch_size` rows.
@@ -98,7 +98,7 @@ class TaskData:
 
 
 def _counts(ids: list[int], num_labels: int) -> list[int]:
-    from shared.losses import label_counts
+    from shared.training.losses import label_counts
 
     return label_counts(ids, num_labels)
 

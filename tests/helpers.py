@@ -111,7 +111,7 @@ def assert_merged_lora_export(initial: Path, best: Path, model_class, adapted: s
 
 def build_task(name: str, *flags: str):
     """The registered task `name` built with its config parsed from `flags` (defaults otherwise)."""
-    from shared.config import parse_config
+    from shared.toolkit.config import parse_config
     from shared.task import get_task
 
     task_class = get_task(name)

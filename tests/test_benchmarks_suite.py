@@ -12,7 +12,7 @@ import pytest
 from benchmarks import common
 from benchmarks.__main__ import add_run_options, main, run_options
 from benchmarks.suite import Options, columns, pairs, plan, seed_means
-from shared.runtime import resolve_mixed_precision
+from shared.toolkit.runtime import resolve_mixed_precision
 
 ROOT = Path(__file__).resolve().parents[1]
 FORMER = ["text_classification", "image_classification", "object_detection", "question_answering",

@@ -12,8 +12,8 @@ import torch
 from transformers import Trainer, TrainingArguments
 
 from benchmarks.baselines.common import EvalClock, baseline_parser, write_trainer_results
-from shared.config import parse_config
-from shared.optim import build_optimizer
+from shared.toolkit.config import parse_config
+from shared.training.optim import build_optimizer
 from shared.run import build_run
 from shared.task import get_task
 

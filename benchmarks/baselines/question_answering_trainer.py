@@ -10,8 +10,8 @@ import torch
 from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
 from benchmarks.baselines.common import baseline_parser, write_trainer_results
-from shared.config import parse_config
-from shared.evaluation import load_metric
+from shared.toolkit.config import parse_config
+from shared.evaluation.scoring import load_metric
 from shared.run import build_run
 from shared.task import get_task
 

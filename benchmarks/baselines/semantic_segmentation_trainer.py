@@ -13,8 +13,8 @@ import torch
 from transformers import Trainer, TrainingArguments
 
 from benchmarks.baselines.common import EvalClock, baseline_parser, write_trainer_results
-from shared.config import parse_config
-from shared.evaluation import load_metric
+from shared.toolkit.config import parse_config
+from shared.evaluation.scoring import load_metric
 from shared.task import get_task
 from tasks.semantic_segmentation.data import IGNORE
 

@@ -9,9 +9,9 @@ from transformers import (AutoModelForSequenceClassification, AutoTokenizer, Dat
                           TrainingArguments)
 
 from benchmarks.baselines.common import EvalClock, baseline_parser, write_trainer_results
-from shared.config import parse_config
-from shared.evaluation import load_metric
-from shared.models import resolve_model
+from shared.toolkit.config import parse_config
+from shared.evaluation.scoring import load_metric
+from shared.toolkit.models import resolve_model
 from shared.task import get_task
 
 

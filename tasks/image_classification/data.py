@@ -8,9 +8,9 @@ from typing import Callable
 import datasets
 from datasets import ClassLabel, DatasetDict
 
-from shared.config import ConfigError
-from shared.data import DataError, inside_data_folder, load_hub_or_files, read_label_names, require_columns, row_name
-from shared.vision import check_image_column, load_image_folders
+from shared.toolkit.config import ConfigError
+from shared.inputs.data import DataError, inside_data_folder, load_hub_or_files, read_label_names, require_columns, row_name
+from shared.inputs.vision import check_image_column, load_image_folders
 
 Describe = Callable[[int], str]
 
@@ -65,7 +65,7 @@ def _paths_to_images(dataset: datasets.Dataset, column: str, source: str, allow_
 
 
 def check_images(data: DatasetDict, describe: dict[str, Describe]) -> None:
-    """Open every image once (cheap verify, see shared.vision.check_image) before any training step."""
+    """Open every image once (cheap verify, see shared.inputs.vision.check_image) before any training step."""
     for split, dataset in data.items():
         check_image_column(dataset, "image", describe[split])
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from shared.models import cache_dir
+from shared.toolkit.models import cache_dir
 from shared.task import DemoSpec
 from tasks.image_classification.sample_data import CLASSES, VERSION, draw_shape
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import datasets
 
-from shared.data import DataError, load_table, require_columns, row_name
-from shared.predict import CsvWriter, PredictArguments, Predictions, list_images, readable_images
+from shared.inputs.data import DataError, load_table, require_columns, row_name
+from shared.serving.predict import CsvWriter, PredictArguments, Predictions, list_images, readable_images
 
 MULTI = "multi_label_classification"
 

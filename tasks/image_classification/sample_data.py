@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from shared.sample_cache import cached_sample
+from shared.inputs.sample_cache import cached_sample
 
 CLASSES = ["circle", "square", "stripes", "triangle"]
 VERSION = "shapes-v1"  # bump when the drawing changes, so stale caches are rebuilt

@@ -12,14 +12,14 @@ import torch.nn.functional as F
 from datasets import DatasetDict
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
-from shared.config import ConfigError
-from shared.data import ensure_validation, limit_samples
-from shared.evaluation import load_metric
-from shared.losses import classification_loss
-from shared.models import resolve_model
-from shared.plots import plot_image_grid
+from shared.toolkit.config import ConfigError
+from shared.inputs.data import ensure_validation, limit_samples
+from shared.evaluation.scoring import load_metric
+from shared.training.losses import classification_loss
+from shared.toolkit.models import resolve_model
+from shared.evaluation.plots import plot_image_grid
 from shared.task import DemoSpec, MetricSpec, Task, TaskData, register_task
-from shared.vision import (VisionConfig, adaptable_layers, backbone_rates, eval_transform, freeze_batchnorm,
+from shared.inputs.vision import (VisionConfig, adaptable_layers, backbone_rates, eval_transform, freeze_batchnorm,
                            image_spec, mix_batch, normalize, to_rgb, train_transform)
 from tasks.image_classification.data import check_images, encode_labels, load_raw
 from tasks.image_classification.sample_data import default_dataset

@@ -15,8 +15,8 @@ from PIL import Image
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from shared.data import DataError, inside_data_folder
-from shared.vision import check_image
+from shared.inputs.data import DataError, inside_data_folder
+from shared.inputs.vision import check_image
 
 ANNOTATION_FILE = "_annotations.coco.json"
 EDGE_TOLERANCE = 1.0  # pixels: VOC-converted boxes often end one pixel past the edge; clipped, not refused

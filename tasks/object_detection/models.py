@@ -8,8 +8,8 @@ from transformers import (AutoConfig, AutoImageProcessor, AutoModelForObjectDete
                           ConditionalDetrForObjectDetection, ConditionalDetrImageProcessor, RTDetrConfig,
                           RTDetrForObjectDetection, RTDetrImageProcessor, TimmBackboneConfig)
 
-from shared.config import ConfigError
-from shared.models import is_packaged, load_timm_backbone_state_dict, packaged_timm_name, resolve_model
+from shared.toolkit.config import ConfigError
+from shared.toolkit.models import is_packaged, load_timm_backbone_state_dict, packaged_timm_name, resolve_model
 from tasks.object_detection.modeling_dense_detector import DenseDetectorConfig, DenseDetectorForObjectDetection
 
 ARCHITECTURES = ("dense", "conditional_detr", "rt_detr")  # heads built on a packaged backbone

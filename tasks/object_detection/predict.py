@@ -1,7 +1,7 @@
 """Predict with a fine-tuned detector: `accelerate launch tasks/object_detection/predict.py
 --model_name_or_path <run>/best --input images/ --output detections.json [--draw_dir drawn/]`."""
 import tasks  # noqa: F401  (registers every task and the project's pipeline tags)
-from shared.cli import predict_main
+from shared.toolkit.cli import predict_main
 from tasks.object_detection.predictions import PREDICTIONS
 
 if __name__ == "__main__":

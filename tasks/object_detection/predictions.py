@@ -8,9 +8,9 @@ from typing import Optional
 import datasets
 from PIL import Image
 
-from shared.data import DataError
-from shared.predict import FolderWriter, JsonListWriter, PredictArguments, Predictions, Writers, list_images, readable_images
-from shared.vision import to_rgb
+from shared.inputs.data import DataError
+from shared.serving.predict import FolderWriter, JsonListWriter, PredictArguments, Predictions, Writers, list_images, readable_images
+from shared.inputs.vision import to_rgb
 from tasks.object_detection.data import ANNOTATION_FILE, FEATURES, coco_categories, load_coco_folder
 from tasks.object_detection.drawing import draw_detections
 

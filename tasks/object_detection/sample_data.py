@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from shared.sample_cache import cached_sample
+from shared.inputs.sample_cache import cached_sample
 from tasks.object_detection.data import ANNOTATION_FILE
 
 CLASSES = ["circle", "square", "triangle"]

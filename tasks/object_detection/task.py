@@ -12,13 +12,13 @@ import datasets
 import numpy as np
 import torch
 
-from shared.config import ConfigError
-from shared.data import ensure_validation, limit_samples
-from shared.evaluation import load_metric
-from shared.models import is_packaged, resolve_model
-from shared.plots import plot_image_grid, plot_pr_curves
+from shared.toolkit.config import ConfigError
+from shared.inputs.data import ensure_validation, limit_samples
+from shared.evaluation.scoring import load_metric
+from shared.toolkit.models import is_packaged, resolve_model
+from shared.evaluation.plots import plot_image_grid, plot_pr_curves
 from shared.task import DemoSpec, MetricSpec, Task, TaskData, register_task
-from shared.vision import (VisionConfig, adaptable_layers, backbone_rates, freeze_batchnorm, image_spec, modules_outside,
+from shared.inputs.vision import (VisionConfig, adaptable_layers, backbone_rates, freeze_batchnorm, image_spec, modules_outside,
                            normalize, to_rgb)
 from tasks.object_detection.data import (BoxAugment, BoxCounts, check_hub_split, hub_label_names,
                                          load_coco_folders, normalised_centres)

@@ -7,7 +7,7 @@ from pathlib import Path
 import datasets
 from datasets import Dataset
 
-from shared.data import DataError, load_table, row_name
+from shared.inputs.data import DataError, load_table, row_name
 
 FEATURES = datasets.Features({
     "id": datasets.Value("string"), "title": datasets.Value("string"), "context": datasets.Value("string"),

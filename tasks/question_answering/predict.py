@@ -1,7 +1,7 @@
 """Predict with an extractive question answering model: `accelerate launch tasks/question_answering/predict.py
 --model_name_or_path <run>/best --input questions.jsonl --output predictions.json`."""
 import tasks  # noqa: F401  (registers every task and the project's pipeline tags)
-from shared.cli import predict_main
+from shared.toolkit.cli import predict_main
 from tasks.question_answering.predictions import PREDICTIONS
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@ from pathlib import Path
 import torch
 from transformers import DataCollatorWithPadding
 
-from shared.data import load_table
-from shared.predict import JsonLinesWriter, JsonMapWriter, Predictions, Writers
+from shared.inputs.data import load_table
+from shared.serving.predict import JsonLinesWriter, JsonMapWriter, Predictions, Writers
 from tasks.question_answering.data import is_squad_json, read_rows, read_squad_json, validated
 from tasks.question_answering.spans import best_answers, context_offsets, tokenize_windows
 

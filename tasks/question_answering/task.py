@@ -10,10 +10,10 @@ import torch
 from datasets import Dataset, DatasetDict
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer, DataCollatorWithPadding
 
-from shared.config import ConfigError, TrainConfig
-from shared.data import ensure_validation, limit_samples, load_hub_or_files
-from shared.evaluation import load_metric
-from shared.models import resolve_model
+from shared.toolkit.config import ConfigError, TrainConfig
+from shared.inputs.data import ensure_validation, limit_samples, load_hub_or_files
+from shared.evaluation.scoring import load_metric
+from shared.toolkit.models import resolve_model
 from shared.task import DemoSpec, MetricSpec, Task, TaskData, register_task
 from tasks.question_answering.data import FEATURES, from_hub_split, load_split
 from tasks.question_answering.pipeline import TAG

@@ -12,9 +12,9 @@ import numpy as np
 from datasets import DatasetDict
 from PIL import Image
 
-from shared.config import ConfigError
-from shared.data import DataError, load_hub_or_files, require_columns
-from shared.vision import IMAGE_EXTENSIONS, check_image
+from shared.toolkit.config import ConfigError
+from shared.inputs.data import DataError, load_hub_or_files, require_columns
+from shared.inputs.vision import IMAGE_EXTENSIONS, check_image
 
 IGNORE = 255  # the ignore value inside the suite: every source's own ignore index is mapped onto it
 SAMPLE_SIZE = 128  # model input side on the embedded sample data (64x64 scenes, upscaled) unless given

@@ -14,7 +14,7 @@ def example_images() -> list[list[str]]:
     """Scenes drawn by the project (shapes on noise, like the sample data), written once into the cache."""
     import random
 
-    from shared.models import cache_dir
+    from shared.toolkit.models import cache_dir
     from tasks.semantic_segmentation.sample_data import VERSION, draw_scene
 
     folder = cache_dir() / "data" / "semantic_segmentation" / f"{VERSION}-demo"

@@ -9,8 +9,8 @@ from transformers import (AutoConfig, AutoImageProcessor, AutoModelForSemanticSe
                           AutoModelForUniversalSegmentation, SegformerImageProcessor, TimmBackboneConfig, UperNetConfig,
                           UperNetForSemanticSegmentation)
 
-from shared.config import ConfigError
-from shared.models import is_packaged, load_timm_backbone_state_dict, packaged_timm_name, resolve_model
+from shared.toolkit.config import ConfigError
+from shared.toolkit.models import is_packaged, load_timm_backbone_state_dict, packaged_timm_name, resolve_model
 
 PACKAGED_SIZE = 512  # input side for a packaged backbone when --image_height/--image_width are not given
 # the pretrained encoder of each transformers segmentation family; every other top-level module is head

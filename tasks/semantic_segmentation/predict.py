@@ -1,7 +1,7 @@
 """Predict with a fine-tuned segmentation model: `accelerate launch tasks/semantic_segmentation/predict.py
 --model_name_or_path <run>/best --input images/ --output masks/ [--overlay_dir overlays/]`."""
 import tasks  # noqa: F401  (registers every task and the project's pipeline tags)
-from shared.cli import predict_main
+from shared.toolkit.cli import predict_main
 from tasks.semantic_segmentation.predictions import PREDICTIONS
 
 if __name__ == "__main__":

@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from shared.data import DataError
-from shared.predict import FolderWriter, PredictArguments, Predictions, Writers, list_images, readable_images
-from shared.vision import to_rgb
+from shared.inputs.data import DataError
+from shared.serving.predict import FolderWriter, PredictArguments, Predictions, Writers, list_images, readable_images
+from shared.inputs.vision import to_rgb
 from tasks.semantic_segmentation.data import find_labels_file, load_folder, read_labels, saved_model_table
 from tasks.semantic_segmentation.report import overlay, palette
 from tasks.semantic_segmentation.task import SegmentationData

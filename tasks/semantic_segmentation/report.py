@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from shared.plots import plot_image_grid
-from shared.vision import to_rgb
+from shared.evaluation.plots import plot_image_grid
+from shared.inputs.vision import to_rgb
 
 MAX_OVERLAYS = 6  # validation images in plots/overlays.png (each shown with truth and prediction)
 ALPHA = 0.55  # mask opacity over the photo

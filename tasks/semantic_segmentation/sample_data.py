@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from shared.sample_cache import cached_sample
+from shared.inputs.sample_cache import cached_sample
 
 LABELS = ["background", "circle", "square", "triangle"]
 IGNORE_INDEX = 255  # the one-pixel outline of every shape: anti-aliasing makes its class ambiguous

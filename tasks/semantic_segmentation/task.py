@@ -8,12 +8,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from shared.config import ConfigError
-from shared.data import ensure_validation, limit_samples
-from shared.evaluation import load_metric
-from shared.losses import classification_loss
+from shared.toolkit.config import ConfigError
+from shared.inputs.data import ensure_validation, limit_samples
+from shared.evaluation.scoring import load_metric
+from shared.training.losses import classification_loss
 from shared.task import DemoSpec, MetricSpec, Task, TaskData, register_task
-from shared.vision import VisionConfig, adaptable_layers, backbone_rates, image_spec, normalize
+from shared.inputs.vision import VisionConfig, adaptable_layers, backbone_rates, image_spec, normalize
 from tasks.semantic_segmentation.data import (IGNORE, check_and_count, input_size, load_raw, reduce,
                                               uses_sample_data, value_table)
 from tasks.semantic_segmentation.models import (build_model, build_processor, head_prefixes, is_mask_classifier,

@@ -10,7 +10,7 @@ from PIL import Image
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from shared.vision import ImageSpec, to_rgb
+from shared.inputs.vision import ImageSpec, to_rgb
 
 ORIENTATION_TAG = 0x0112
 EXIF_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shared.data import DataError, load_table, require_columns, row_name
-from shared.predict import CsvWriter, JsonLinesWriter, Predictions
+from shared.inputs.data import DataError, load_table, require_columns, row_name
+from shared.serving.predict import CsvWriter, JsonLinesWriter, Predictions
 from tasks.text_classification.task import TextClassification
 
 

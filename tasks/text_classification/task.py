@@ -9,12 +9,12 @@ from typing import Literal, Optional
 from datasets import ClassLabel, DatasetDict, Value
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
 
-from shared.config import TrainConfig
-from shared.data import (DataError, ensure_validation, limit_samples, load_hub_or_files, read_label_names,
+from shared.toolkit.config import TrainConfig
+from shared.inputs.data import (DataError, ensure_validation, limit_samples, load_hub_or_files, read_label_names,
                          require_columns, row_name)
-from shared.evaluation import load_metric
-from shared.losses import classification_loss
-from shared.models import resolve_model
+from shared.evaluation.scoring import load_metric
+from shared.training.losses import classification_loss
+from shared.toolkit.models import resolve_model
 from shared.task import DemoSpec, MetricSpec, Task, TaskData, register_task
 
 SAMPLE_DIR = Path(__file__).resolve().parent / "sample_data"

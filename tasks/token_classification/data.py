@@ -8,7 +8,7 @@ from pathlib import Path
 import datasets
 from datasets import ClassLabel, Dataset
 
-from shared.data import DataError, read_label_names
+from shared.inputs.data import DataError, read_label_names
 
 JSON_SUFFIXES = (".json", ".jsonl")
 PREFIXES = {"B", "I", "E", "S"}  # IOB1 and IOB2 use B and I; BIOES adds E (end) and S (single)

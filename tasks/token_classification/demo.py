@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from shared.demo import token_limit
+from shared.serving.demo import token_limit
 from shared.task import DemoSpec
 
 EXAMPLES = [  # none of them from the sample data

@@ -6,8 +6,8 @@ from pathlib import Path
 import datasets
 import torch
 
-from shared.data import DataError
-from shared.predict import JsonLinesWriter, Predictions, Writer
+from shared.inputs.data import DataError
+from shared.serving.predict import JsonLinesWriter, Predictions, Writer
 from tasks.token_classification import data as reader
 from tasks.token_classification.alignment import continuation_ids, encode_windows, entities, window_predictions, \
     word_predictions

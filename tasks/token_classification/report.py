@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shared import plots
-from shared.evaluation import load_metric
+from shared.evaluation import plots
+from shared.evaluation.scoring import load_metric
 from tasks.token_classification.alignment import entity_confusion
 
 

@@ -11,11 +11,11 @@ import torch
 from datasets import DatasetDict
 from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification
 
-from shared.config import ConfigError, TrainConfig
-from shared.data import DataError, ensure_validation, limit_samples
-from shared.evaluation import load_metric
-from shared.losses import classification_loss
-from shared.models import resolve_model
+from shared.toolkit.config import ConfigError, TrainConfig
+from shared.inputs.data import DataError, ensure_validation, limit_samples
+from shared.evaluation.scoring import load_metric
+from shared.training.losses import classification_loss
+from shared.toolkit.models import resolve_model
 from shared.task import DemoSpec, MetricSpec, Task, TaskData, register_task
 from tasks.token_classification import data as reader
 from tasks.token_classification.alignment import (IGNORE, continuation_ids, encode_windows, window_predictions,

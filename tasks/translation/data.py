@@ -6,7 +6,7 @@ from pathlib import Path
 
 from datasets import Dataset
 
-from shared.data import DataError, load_table, row_name
+from shared.inputs.data import DataError, load_table, row_name
 
 
 def read_tsv(path: Path, source_lang: str | None, target_lang: str | None) -> tuple[list[tuple], list[str]]:

@@ -8,7 +8,7 @@ from filelock import FileLock
 from transformers import (AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer, EncoderDecoderModel, MarianConfig,
                           MarianMTModel, PreTrainedTokenizerFast)
 
-from shared.models import cache_dir, resolve_model
+from shared.toolkit.models import cache_dir, resolve_model
 from tasks.translation.pipeline import input_limit
 
 SCRATCH = "marian-scratch"

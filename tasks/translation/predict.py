@@ -1,7 +1,7 @@
 """Predict with a fine-tuned translation model: `accelerate launch tasks/translation/predict.py
 --model_name_or_path <run>/best --input sources.txt --output translations.txt`."""
 import tasks  # noqa: F401  (registers every task and the project's pipeline tags)
-from shared.cli import predict_main
+from shared.toolkit.cli import predict_main
 from tasks.translation.predictions import PREDICTIONS
 
 if __name__ == "__main__":

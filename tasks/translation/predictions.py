@@ -6,8 +6,8 @@ from pathlib import Path
 import torch
 from datasets import Dataset
 
-from shared.data import DataError, load_table, row_name
-from shared.predict import JsonLinesWriter, Predictions, Writer
+from shared.inputs.data import DataError, load_table, row_name
+from shared.serving.predict import JsonLinesWriter, Predictions, Writer
 from tasks.translation.data import load_split
 from tasks.translation.pipeline import TAG
 from tasks.translation.sample_data import SOURCE_LANG, TARGET_LANG

@@ -12,12 +12,12 @@ import torch.nn.functional as F
 from datasets import Dataset, DatasetDict
 from transformers import DataCollatorForSeq2Seq
 
-from shared.config import ConfigError, TrainConfig
-from shared.data import ensure_validation, limit_samples, load_hub_or_files
-from shared.evaluation import load_metric
-from shared.losses import LossSettings
+from shared.toolkit.config import ConfigError, TrainConfig
+from shared.inputs.data import ensure_validation, limit_samples, load_hub_or_files
+from shared.evaluation.scoring import load_metric
+from shared.training.losses import LossSettings
 from shared.task import DemoSpec, MetricSpec, Task, TaskData, register_task
-from shared.vision import adaptable_layers
+from shared.inputs.vision import adaptable_layers
 from tasks.translation.data import from_hub_split, load_split, validated
 from tasks.translation.modeling import SCRATCH, build_seq2seq, build_tokenizer
 from tasks.translation.pipeline import TAG

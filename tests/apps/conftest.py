@@ -19,7 +19,7 @@ IMAGE_CLASSES = ["circle", "square", "stripes"]  # colour-coded (sample_data.CLA
 
 def _train_text(tiny_bert_dir: Path, data: Path, outputs: Path) -> None:
     """text_classification/run/best: a 2-layer BERT that learned the toy reviews (labels neg/pos)."""
-    from shared.cli import main
+    from shared.toolkit.cli import main
 
     train = write_csv(data / "train.csv", toy_reviews(96, 1))
     validation = write_csv(data / "validation.csv", toy_reviews(30, 2))
@@ -32,7 +32,7 @@ def _train_image(tiny_bert_dir: Path, data: Path, outputs: Path) -> None:  # noq
     """image_classification/run/best: a 2-layer ViT on 32x32 colour-coded shapes (IMAGE_CLASSES)."""
     from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
 
-    from shared.cli import main
+    from shared.toolkit.cli import main
     from tasks.image_classification.sample_data import write_image_folder
 
     shapes = write_image_folder(data / "shapes", {"train": 16, "validation": 8}, size=32, classes=IMAGE_CLASSES,

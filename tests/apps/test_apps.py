@@ -8,7 +8,7 @@ from gradio_client import Client, handle_file
 from PIL import Image
 from gradio_client.exceptions import AppError
 
-from shared.demo import main, serve_all, train_command
+from shared.serving.demo import main, serve_all, train_command
 from shared.task import get_task, list_tasks
 from tests.apps.conftest import IMAGE_CLASSES, NEGATIVE_TEXT, POSITIVE_TEXT, TRAINERS
 

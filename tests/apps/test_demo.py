@@ -1,4 +1,4 @@
-"""shared/demo.py in-process: model resolution, model card, input checks, micro-batching, image uploads, tabs."""
+"""shared/serving/demo.py in-process: model resolution, model card, input checks, micro-batching, image uploads, tabs."""
 from __future__ import annotations
 
 import json
@@ -12,7 +12,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from shared.demo import (DemoError, MicroBatcher, Panel, _check_text, build_app, launch, load_pipeline, model_card,
+from shared.serving.demo import (DemoError, MicroBatcher, Panel, _check_text, build_app, launch, load_pipeline, model_card,
                          newest_model, resolve_model)
 from shared.task import DemoSpec, get_task, list_tasks
 from tests.apps.server import free_port

@@ -20,7 +20,7 @@ def segmentation_model(tmp_path_factory):
     from accelerate.state import AcceleratorState, GradientState
     from transformers import SegformerConfig, SegformerForSemanticSegmentation, SegformerImageProcessor
 
-    from shared.cli import main
+    from shared.toolkit.cli import main
     from tasks.semantic_segmentation.sample_data import write_dataset
 
     base, data = tmp_path_factory.mktemp("tiny_segformer"), tmp_path_factory.mktemp("scenes")

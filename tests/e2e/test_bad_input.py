@@ -19,8 +19,8 @@ from typing import Callable
 import pytest
 from PIL import Image
 
-from shared.checkpoint import CheckpointManager
-from shared.cli import main
+from shared.training.checkpoint import CheckpointManager
+from shared.toolkit.cli import main
 from shared.task import list_tasks
 from tests.e2e.bad_box_and_mask_inputs import DETECTION, SEGMENTATION, BadInput, _coco
 from tests.helpers import IMAGE_CLASSES, tiny_image_args, tiny_image_data, tiny_text_args, tiny_vit_dir, toy_reviews, \

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from shared.checkpoint import CheckpointManager
+from shared.training.checkpoint import CheckpointManager
 from tests.helpers import tiny_image_args, tiny_image_data, tiny_text_args, tiny_vit_dir, toy_reviews, write_csv
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,8 +24,8 @@ pytestmark = pytest.mark.slow
 KILLER = """
 import os, signal, sys
 import tasks
-from shared import checkpoint
-from shared.cli import main
+from shared.training import checkpoint
+from shared.toolkit.cli import main
 
 task, when, step = sys.argv[1], sys.argv[2], int(sys.argv[3])
 save, write_state = checkpoint.CheckpointManager.save, checkpoint.TrainState.save

@@ -50,9 +50,9 @@ def test_two_processes_match_one_process(tiny_bert_dir, tmp_path):
     """
     from accelerate.state import AcceleratorState, GradientState
 
-    from shared.cli import main
-    from shared.config import parse_config
-    from shared.engine import Engine
+    from shared.toolkit.cli import main
+    from shared.toolkit.config import parse_config
+    from shared.training.engine import Engine
     from shared.task import get_task
 
     train = write_csv(tmp_path / "train.csv", toy_reviews(90, 1))
@@ -120,7 +120,7 @@ import json
 import torch
 from accelerate import Accelerator
 
-from shared.runtime import gather_eval_outputs
+from shared.toolkit.runtime import gather_eval_outputs
 
 accelerator = Accelerator(cpu=True)
 rank = accelerator.process_index

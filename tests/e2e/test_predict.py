@@ -19,7 +19,7 @@ import pytest
 import torch
 from PIL import Image
 
-from shared.cli import main, predict_main
+from shared.toolkit.cli import main, predict_main
 from tests.helpers import (launch_two_cpu_processes, tiny_image_args, tiny_image_data, tiny_text_args, tiny_vit_dir,
                            toy_reviews, write_csv)
 
@@ -124,13 +124,13 @@ def test_text_classification_csv_and_jsonl_with_every_score(text_run, tmp_path):
 
 
 def test_rows_sorted_by_length_are_written_back_in_input_order(text_run, tmp_path, monkeypatch):
-    import shared.predict
+    import shared.serving.predict
 
     run, _ = text_run
     rng = random.Random(5)
     texts = [" and ".join(text for text, _ in toy_reviews(rng.randint(1, 6), seed=i)) for i in range(23)]
     source = write_csv(tmp_path / "in.csv", [(t,) for t in texts], header=("text",))
-    monkeypatch.setattr(shared.predict, "SORT_WINDOW", 8)  # several windows, each reordered
+    monkeypatch.setattr(shared.serving.predict, "SORT_WINDOW", 8)  # several windows, each reordered
     _predict("text_classification", run / "best", source, tmp_path / "sorted.csv", "--per_device_eval_batch_size", "3")
     _reset_accelerate()
     monkeypatch.setattr(type(_formats("text_classification")), "sort_by_length", False)

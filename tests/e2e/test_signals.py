@@ -81,8 +81,8 @@ def test_a_signal_checkpoints_the_step_and_the_printed_resume_matches_an_unbroke
 RANK_FAILS = """
 import sys
 import tasks
-from shared import checkpoint
-from shared.cli import main
+from shared.training import checkpoint
+from shared.toolkit.cli import main
 
 save = checkpoint.CheckpointManager.save
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from shared.checkpoint import OBJECT_TENSORS, OBJECTS_FILE, _decode
-from shared.cli import main
+from shared.training.checkpoint import OBJECT_TENSORS, OBJECTS_FILE, _decode
+from shared.toolkit.cli import main
 from tests.helpers import tiny_text_args, toy_reviews, write_csv
 
 # 96 rows, batch 16: 6 steps per epoch, 12 in all; checkpoints at steps 5 and 10 (mid-epoch), EMA on.
@@ -111,7 +111,7 @@ def test_a_planted_pickle_payload_is_never_run(tiny_bert_dir, data, finished, tm
 
 
 def test_an_int8_export_loads_without_unpickling_code(finished, tmp_path):
-    from shared.export import load_quantized
+    from shared.serving.export import load_quantized
 
     run, marker = tmp_path / "run", tmp_path / "payload_ran"
     shutil.copytree(finished / "best", run / "best")

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.config import ConfigError, TrainConfig, parse_config
-from shared.runtime import resolve_mixed_precision
+from shared.toolkit.config import ConfigError, TrainConfig, parse_config
+from shared.toolkit.runtime import resolve_mixed_precision
 
 
 def test_flags_parse_into_the_dataclass():
@@ -54,7 +54,7 @@ def test_fp16_on_a_cpu_only_machine_is_refused(monkeypatch):
     monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)
     with pytest.raises(ConfigError, match="fp16 needs a CUDA GPU"):
         resolve_mixed_precision("fp16")
-    monkeypatch.setattr("shared.runtime.cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr("shared.toolkit.runtime.cpu_has_native_bf16", lambda: False)
     assert resolve_mixed_precision("auto") == "no"  # AVX2-only CPUs: bf16 autocast is slower than fp32
-    monkeypatch.setattr("shared.runtime.cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr("shared.toolkit.runtime.cpu_has_native_bf16", lambda: True)
     assert resolve_mixed_precision("auto") == "bf16"

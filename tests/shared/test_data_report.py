@@ -7,8 +7,8 @@ import datasets
 from datasets import ClassLabel, Dataset, DatasetDict
 from PIL import Image
 
-from shared.cli import main
-from shared.data_report import build_data_report, summary_lines
+from shared.toolkit.cli import main
+from shared.inputs.data_report import build_data_report, summary_lines
 from tests.helpers import build_task, tiny_text_args
 
 

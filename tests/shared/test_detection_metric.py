@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.evaluation import load_metric
+from shared.evaluation.scoring import load_metric
 
 
 def _compute(predictions, references, **kwargs) -> dict:

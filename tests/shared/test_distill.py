@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from shared.cli import main
-from shared.distill import distillation_kl
+from shared.toolkit.cli import main
+from shared.training.distill import distillation_kl
 from tests.helpers import tiny_text_args, toy_reviews, write_csv
 
 

@@ -11,8 +11,8 @@ from safetensors.torch import load_file
 from transformers import pipeline
 
 from tests.helpers import without_timing, tiny_text_args
-from shared.cli import main
-from shared.engine import TrainingDiverged
+from shared.toolkit.cli import main
+from shared.training.engine import TrainingDiverged
 
 
 def _history(run_dir):
@@ -104,8 +104,8 @@ def test_nan_loss_stops_with_step_and_hint(tiny_bert_dir, toy_text_files, tmp_pa
 def test_divergence_is_caught_before_a_checkpoint_is_saved(tiny_bert_dir, toy_text_files, tmp_path, capsys):
     """Logging every 50 steps but saving every step: the guard runs at each save, so no checkpoint written
     after the loss went NaN exists for `--resume_from_checkpoint latest` to pick."""
-    from shared.engine import Engine
-    from shared.config import parse_config
+    from shared.training.engine import Engine
+    from shared.toolkit.config import parse_config
     from shared.task import get_task
 
     task = get_task("text_classification")
@@ -145,7 +145,7 @@ def test_ema_weights_are_saved(tiny_bert_dir, toy_text_files, tmp_path):
 
 
 def test_length_grouped_batches_cover_every_row_once_and_cut_padding():
-    from shared.sampling import LengthGroupedBatchSampler
+    from shared.training.sampling import LengthGroupedBatchSampler
 
     generator = torch.Generator().manual_seed(0)
     lengths = torch.randint(5, 120, (1000,), generator=generator).tolist()
@@ -170,7 +170,7 @@ def test_checkpoint_killed_mid_write_is_ignored_and_pruning_keeps_the_last_k(tin
     # A run killed while writing leaves a temp folder, or a folder without its state file.
     (checkpoints / ".tmp-step_00000052").mkdir()
     (checkpoints / "step_00000056").mkdir()
-    from shared.checkpoint import CheckpointManager
+    from shared.training.checkpoint import CheckpointManager
     assert CheckpointManager(tmp_path / "a" / "run", 2).latest().name == "step_00000048"
 
 

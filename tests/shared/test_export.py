@@ -6,8 +6,8 @@ import json
 import pytest
 import torch
 
-from shared.cli import main
-from shared.export import export, load_quantized
+from shared.toolkit.cli import main
+from shared.serving.export import export, load_quantized
 from tests.helpers import tiny_text_args
 
 pytest.importorskip("onnxruntime")

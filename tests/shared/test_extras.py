@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.extras import MissingExtra, check_trackers, require
+from shared.toolkit.extras import MissingExtra, check_trackers, require
 
 ROOT = Path(__file__).resolve().parents[2]
 

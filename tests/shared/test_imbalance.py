@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from shared.cli import main
-from shared.losses import LossSettings, classification_loss
-from shared.sampling import LengthGroupedBatchSampler, WeightedEpochSampler, balanced_row_weights
+from shared.toolkit.cli import main
+from shared.training.losses import LossSettings, classification_loss
+from shared.training.sampling import LengthGroupedBatchSampler, WeightedEpochSampler, balanced_row_weights
 from tests.helpers import NEGATIVE, NOUNS, POSITIVE, tiny_text_args, write_csv
 
 
@@ -86,7 +86,7 @@ def test_weighted_samplers_draw_classes_evenly_and_repeat_per_epoch():
 
 
 def test_weighted_sampler_refuses_rows_without_one_class():
-    from shared.config import ConfigError
+    from shared.toolkit.config import ConfigError
 
     with pytest.raises(ConfigError, match="one class label per training row"):
         balanced_row_weights(None, 10)

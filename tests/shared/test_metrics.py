@@ -7,7 +7,7 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from shared.evaluation import METRICS_DIR, available_metrics, load_metric, prefixed, split_scalars  # noqa: E402
+from shared.evaluation.scoring import METRICS_DIR, available_metrics, load_metric, prefixed, split_scalars  # noqa: E402
 
 approx = pytest.approx  # inputs pass through float32 features, so compare at float32 precision
 REL = 1e-6

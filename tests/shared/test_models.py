@@ -1,4 +1,4 @@
-"""Tests for shared.models: reference resolution and the packaged offline backbones."""
+"""Tests for shared.toolkit.models: reference resolution and the packaged offline backbones."""
 
 import os
 
@@ -17,7 +17,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from shared import models
+from shared.toolkit import models
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DATA_ROOT = Path(os.environ.get("FINETUNE_SUITE_DATA", PROJECT_ROOT.parent / "shared" / "data"))

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from shared.config import TrainConfig
-from shared.optim import build_optimizer, build_scheduler, lr_multiplier, parameter_groups
+from shared.toolkit.config import TrainConfig
+from shared.training.optim import build_optimizer, build_scheduler, lr_multiplier, parameter_groups
 
 
 def _cfg(**overrides) -> TrainConfig:
@@ -107,7 +107,7 @@ def test_layerwise_lr_decay_scales_by_depth_and_keeps_the_head_at_full_rate():
 
 
 def test_layerwise_lr_decay_multiplies_task_rate_overrides_and_refuses_layerless_models():
-    from shared.config import ConfigError
+    from shared.toolkit.config import ConfigError
 
     model = _tiny_bert()
     optimizer = build_optimizer(_cfg(learning_rate=1.0, layerwise_lr_decay=0.5), model, {"bert.": 0.1})
@@ -120,7 +120,7 @@ def test_layerwise_lr_decay_multiplies_task_rate_overrides_and_refuses_layerless
 
 
 def test_l1_and_l2_penalties_sum_weight_matrices_only():
-    from shared.losses import weight_penalty
+    from shared.training.losses import weight_penalty
 
     model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.LayerNorm(2))
     with torch.no_grad():
@@ -133,7 +133,7 @@ def test_l1_and_l2_penalties_sum_weight_matrices_only():
 def test_l2_penalty_shrinks_weights_in_training(tiny_bert_dir, toy_text_files, tmp_path):
     from safetensors.torch import load_file
 
-    from shared.cli import main
+    from shared.toolkit.cli import main
     from tests.helpers import tiny_text_args
 
     args = ["--num_train_epochs", "2", "--eval_strategy", "no", "--weight_decay", "0", "--data_report", "false"]

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from shared.peft_utils import apply_peft
+from shared.training.peft_utils import apply_peft
 from shared.task import get_task
 from tests.helpers import build_task
 
@@ -103,7 +103,7 @@ def test_detr_keeps_its_new_transformer_and_heads_trainable_and_adapts_the_backb
 
 
 def test_lora_is_refused_for_a_translation_model_trained_from_scratch():
-    from shared.config import ConfigError, parse_config
+    from shared.toolkit.config import ConfigError, parse_config
 
     with pytest.raises(ConfigError, match="marian-scratch starts from random"):
         parse_config(get_task("translation").config_class, ["--use_peft"])

@@ -9,7 +9,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from shared.plots import (  # noqa: E402
+from shared.evaluation.plots import (  # noqa: E402
     plot_confusion_matrix,
     plot_image_grid,
     plot_per_class_bars,
@@ -124,7 +124,7 @@ def test_image_grid_checks_titles(tmp_path):
 
 
 def test_overview_leads_with_every_moving_curve_and_marks_the_test_result(tmp_path):
-    from shared.plots import _overview_panels, _read_series, plot_overview
+    from shared.evaluation.plots import _overview_panels, _read_series, plot_overview
 
     records = training_records()
     for record in records:
@@ -148,7 +148,7 @@ def test_counts_and_flat_series_get_no_figure(tmp_path):
 
 
 def test_a_run_writes_the_overview_first(tiny_bert_dir, toy_text_files, tmp_path):
-    from shared.cli import main
+    from shared.toolkit.cli import main
     from tests.helpers import tiny_text_args
 
     main("text_classification", tiny_text_args(tiny_bert_dir, *toy_text_files, tmp_path / "out", "--test_split",

@@ -10,10 +10,10 @@ import torch
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 from torch.utils.data import DataLoader
 
-from shared.cli import main
-from shared.config import ConfigError, parse_config
-from shared.data import DataError, ensure_validation
-from shared.export import evaluate
+from shared.toolkit.cli import main
+from shared.toolkit.config import ConfigError, parse_config
+from shared.inputs.data import DataError, ensure_validation
+from shared.serving.export import evaluate
 from shared.task import get_task
 from tests.helpers import tiny_image_args, tiny_text_args, tiny_vit_dir, toy_reviews, write_csv
 

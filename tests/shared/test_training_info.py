@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import re
 
-from shared.checkpoint import base_model_id, portable, training_info, write_model_card
-from shared.cli import main
-from shared.config import parse_config
-from shared.export import _task_name
+from shared.training.checkpoint import base_model_id, portable, training_info, write_model_card
+from shared.toolkit.cli import main
+from shared.toolkit.config import parse_config
+from shared.serving.export import _task_name
 from shared.task import get_task
 from tests.helpers import tiny_text_args, toy_reviews, write_csv
 
@@ -73,7 +73,7 @@ def test_paths_become_their_last_two_parts():
 
 
 def test_demo_and_export_read_training_info_and_fall_back_to_an_old_card(tmp_path):
-    from shared.demo import model_card
+    from shared.serving.demo import model_card
 
     new = tmp_path / "new"
     new.mkdir()

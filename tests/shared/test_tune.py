@@ -5,7 +5,7 @@ import csv
 
 import pytest
 
-from shared.cli import main
+from shared.toolkit.cli import main
 from tests.helpers import tiny_text_args
 
 optuna = pytest.importorskip("optuna")
@@ -44,7 +44,7 @@ def test_search_writes_table_and_plot_and_resumes_from_its_storage(tiny_bert_dir
 def test_a_trial_below_the_pruning_bar_stops_after_its_first_evaluation(tiny_bert_dir, toy_text_files, tmp_path,
                                                                           monkeypatch):
     # A pruner whose bar no score reaches: the second trial must stop at its first evaluation.
-    monkeypatch.setattr("shared.tune.build_pruner", lambda enabled: _PruneAfterFirstTrial())
+    monkeypatch.setattr("shared.training.tune.build_pruner", lambda enabled: _PruneAfterFirstTrial())
     main("text_classification", _args(tiny_bert_dir, toy_text_files, tmp_path, 2))
     rows = _rows(tmp_path / "study")
     assert [r["state"] for r in rows] == ["COMPLETE", "PRUNED"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.config import TrainConfig, parse_config
+from shared.toolkit.config import TrainConfig, parse_config
 from shared.task import Task, get_task, list_tasks
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -143,7 +143,7 @@ def test_building_and_stepping_a_run_changes_neither_the_task_nor_its_config(nam
 
     import torch
 
-    from shared.losses import LossSettings
+    from shared.training.losses import LossSettings
     from shared.run import build_run
 
     task_class = get_task(name)

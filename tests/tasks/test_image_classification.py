@@ -11,11 +11,11 @@ import torch
 from PIL import Image
 from transformers import pipeline
 
-from shared.cli import main
-from shared.config import ConfigError, parse_config
-from shared.data import DataError
+from shared.toolkit.cli import main
+from shared.toolkit.config import ConfigError, parse_config
+from shared.inputs.data import DataError
 from shared.task import get_task
-from shared.vision import adaptable_layers, mix_batch, to_rgb
+from shared.inputs.vision import adaptable_layers, mix_batch, to_rgb
 from tasks.image_classification.sample_data import write_image_folder
 
 CLASSES = ["circle", "square", "stripes"]

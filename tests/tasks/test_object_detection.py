@@ -14,8 +14,8 @@ import torch
 from PIL import Image
 from transformers import ConditionalDetrImageProcessor, pipeline
 
-from shared.cli import main
-from shared.data import DataError
+from shared.toolkit.cli import main
+from shared.inputs.data import DataError
 from tasks.object_detection.data import ANNOTATION_FILE, BoxAugment, check_hub_split, hub_label_names
 from tasks.object_detection.modeling_dense_detector import DenseDetectorConfig, DenseDetectorForObjectDetection
 from tasks.object_detection.sample_data import CLASSES, write_coco_split, write_dataset

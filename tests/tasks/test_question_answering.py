@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from transformers import pipeline
 
-from shared.cli import main
-from shared.config import ConfigError, parse_config
-from shared.data import DataError
-from shared.evaluation import load_metric
+from shared.toolkit.cli import main
+from shared.toolkit.config import ConfigError, parse_config
+from shared.inputs.data import DataError
+from shared.evaluation.scoring import load_metric
 from shared.task import get_task
 from tasks.question_answering.pipeline import TAG
 from tasks.question_answering.sample_data import make_rows

@@ -9,15 +9,15 @@ import torch
 from PIL import Image
 from transformers import pipeline
 
-from shared.cli import main
-from shared.config import parse_config
-from shared.data import DataError
+from shared.toolkit.cli import main
+from shared.toolkit.config import parse_config
+from shared.inputs.data import DataError
 from shared.task import get_task
 from tasks.semantic_segmentation.data import IGNORE, LabelSet, value_table
 from tasks.semantic_segmentation.sample_data import LABELS, write_dataset
 from tasks.semantic_segmentation.task import upsample
 from tasks.semantic_segmentation.transforms import pad_masks, train_transform
-from shared.vision import image_spec
+from shared.inputs.vision import image_spec
 from tests.helpers import assert_merged_lora_export
 
 
@@ -171,7 +171,7 @@ def test_bad_input_names_the_file_and_the_reason(scenes, tiny_segformer, tmp_pat
 def test_packaged_mobilenetv2_upernet_gets_the_imagenet_weights():
     import timm
 
-    from shared.models import load_timm_backbone_state_dict
+    from shared.toolkit.models import load_timm_backbone_state_dict
 
     task_class = get_task("semantic_segmentation")
     task = task_class(parse_config(task_class.config_class, ["--image_height", "64", "--image_width", "96"]))
@@ -216,7 +216,7 @@ def test_tiny_mask2former_trains_on_semantic_masks_and_round_trips(scenes, tmp_p
 def test_masks_follow_the_photos_exif_rotation():
     import io
 
-    from shared.vision import to_rgb
+    from shared.inputs.vision import to_rgb
     from tasks.semantic_segmentation.transforms import orient_like_image
 
     stored = Image.new("RGB", (4, 2))

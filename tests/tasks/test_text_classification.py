@@ -7,9 +7,9 @@ import random
 import pytest
 from transformers import pipeline
 
-from shared.cli import main
-from shared.config import ConfigError, parse_config
-from shared.data import DataError
+from shared.toolkit.cli import main
+from shared.toolkit.config import ConfigError, parse_config
+from shared.inputs.data import DataError
 from shared.task import get_task
 from tests.helpers import tiny_text_args, toy_reviews, write_csv, build_task
 

@@ -10,10 +10,10 @@ from seqeval.metrics import classification_report, f1_score
 from seqeval.scheme import IOB2
 from transformers import pipeline
 
-from shared.cli import main
-from shared.config import parse_config
-from shared.data import DataError
-from shared.evaluation import load_metric
+from shared.toolkit.cli import main
+from shared.toolkit.config import parse_config
+from shared.inputs.data import DataError
+from shared.evaluation.scoring import load_metric
 from shared.task import TaskData, get_task
 from tasks.token_classification.alignment import encode_windows, entity_confusion, word_predictions
 
@@ -326,7 +326,7 @@ def test_saved_model_gives_whole_entities_in_the_pipeline(trained):
 
 
 def test_predict_writes_conll_and_jsonl_and_scores_tagged_input(trained, tmp_path):
-    from shared.cli import predict_main
+    from shared.toolkit.cli import predict_main
     from tasks.token_classification.predictions import PREDICTIONS
 
     run, results = trained
@@ -403,7 +403,7 @@ def test_two_processes_score_every_word_once(tiny_tagger_dir, tmp_path):
     windows cover every word once, and one process scoring the saved model gets the same F1."""
     from pathlib import Path
 
-    from shared.cli import predict_main
+    from shared.toolkit.cli import predict_main
     from tasks.token_classification.predictions import PREDICTIONS
     from tests.helpers import launch_two_cpu_processes
 
@@ -425,8 +425,8 @@ def test_two_processes_score_every_word_once(tiny_tagger_dir, tmp_path):
 KILLER = """
 import os, signal, sys
 import tasks
-from shared import checkpoint
-from shared.cli import main
+from shared.training import checkpoint
+from shared.toolkit.cli import main
 
 save = checkpoint.CheckpointManager.save
 

@@ -10,11 +10,11 @@ import sacrebleu
 import torch
 from transformers import AutoTokenizer, pipeline
 
-from shared.cli import main
-from shared.config import ConfigError, parse_config
-from shared.data import DataError
-from shared.evaluation import load_metric
-from shared.losses import LossSettings
+from shared.toolkit.cli import main
+from shared.toolkit.config import ConfigError, parse_config
+from shared.inputs.data import DataError
+from shared.evaluation.scoring import load_metric
+from shared.training.losses import LossSettings
 from shared.run import build_run
 from shared.task import get_task
 from tasks.translation.modeling import train_tokenizer

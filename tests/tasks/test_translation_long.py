@@ -10,8 +10,8 @@ import pytest
 import torch
 from transformers import MarianConfig, MarianMTModel, pipeline
 
-from shared.cli import main
-from shared.config import ConfigError
+from shared.toolkit.cli import main
+from shared.toolkit.config import ConfigError
 from shared.task import get_task
 from tasks.translation.modeling import train_tokenizer
 from tasks.translation.pipeline import TAG

@@ -25,9 +25,9 @@ from types import SimpleNamespace
 import torch
 from torch.utils.data import DataLoader
 
-from shared.checkpoint import read_training_info
-from shared.config import ConfigError, parse_config
-from shared.extras import require
+from shared.training.checkpoint import read_training_info
+from shared.toolkit.config import ConfigError, parse_config
+from shared.toolkit.extras import require
 from shared.run import build_run
 from shared.task import get_task
 

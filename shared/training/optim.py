@@ -7,7 +7,7 @@ import re
 import torch
 from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
 
-from shared.config import ConfigError
+from shared.toolkit.config import ConfigError
 
 
 # A numbered block in a parameter name: BERT/ViT "encoder.layer.3.", GPT-2 "h.3.", timm "blocks.3.",

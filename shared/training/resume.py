@@ -8,7 +8,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from shared.config import ConfigError
+from shared.toolkit.config import ConfigError
 
 # Options that decide the data order, the batches or the schedule: changing one makes a resumed run
 # differ from the run it continues (the task, head size and data rows are checked too).

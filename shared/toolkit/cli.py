@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import sys
 
-from shared.config import ConfigError, parse_config
-from shared.data import DataError
-from shared.extras import check_trackers, require
+from shared.toolkit.config import ConfigError, parse_config
+from shared.inputs.data import DataError
+from shared.toolkit.extras import check_trackers, require
 from shared.task import get_task
 
 
 def main(task_name: str, args: list[str] | None = None) -> dict:
-    from shared.engine import TrainingDiverged, run
+    from shared.training.engine import TrainingDiverged, run
 
     task_class = get_task(task_name)
     try:
@@ -19,7 +19,7 @@ def main(task_name: str, args: list[str] | None = None) -> dict:
         task = task_class(cfg)
         if cfg.hpo_trials:
             require("optuna", "tune", "--hpo_trials")
-            from shared.tune import tune  # optuna is the [tune] extra: imported only here
+            from shared.training.tune import tune  # optuna is the [tune] extra: imported only here
 
             return tune(task)
         return run(task)
@@ -32,8 +32,8 @@ def main(task_name: str, args: list[str] | None = None) -> dict:
 
 
 def predict_main(task_name: str, predictions, args: list[str] | None = None) -> dict:
-    """`tasks/<task>/predict.py`: the task's config flags plus its prediction options, then shared.predict."""
-    from shared.predict import parse_predict_args, predict
+    """`tasks/<task>/predict.py`: the task's config flags plus its prediction options, then shared.serving.predict."""
+    from shared.serving.predict import parse_predict_args, predict
 
     task_class = get_task(task_name)
     try:

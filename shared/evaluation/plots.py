@@ -11,7 +11,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from shared.evaluation import is_finite_number
+from shared.evaluation.scoring import is_finite_number
 
 MAX_ANNOTATED_CLASSES = 30  # beyond this, per-cell / per-bar numbers are unreadable
 

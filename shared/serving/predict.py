@@ -17,14 +17,14 @@ import yaml
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from shared.checkpoint import read_training_info
-from shared.config import ConfigError, _Parser
-from shared.data import DataError
-from shared.evaluation import split_scalars
-from shared.runtime import build_accelerator, gather_eval_outputs, start_processes
+from shared.training.checkpoint import read_training_info
+from shared.toolkit.config import ConfigError, _Parser
+from shared.inputs.data import DataError
+from shared.evaluation.scoring import split_scalars
+from shared.toolkit.runtime import build_accelerator, gather_eval_outputs, start_processes
 from shared.run import build_processor_and_model
 from shared.task import Task, TaskData
-from shared.vision import check_image
+from shared.inputs.vision import check_image
 
 
 @dataclass
@@ -399,7 +399,7 @@ def _write_json(path: Path, data: dict) -> None:
 
 def list_images(folder: str | Path) -> list[Path]:
     """Every image under `folder` (recursively), in sorted path order: the order predictions are written in."""
-    from shared.vision import IMAGE_EXTENSIONS
+    from shared.inputs.vision import IMAGE_EXTENSIONS
 
     root = Path(folder)
     if not root.is_dir():

@@ -14,24 +14,24 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from shared.checkpoint import CheckpointManager, TrainState, add_test_metrics, data_files, export_model, training_info
-from shared.config import save_config
-from shared.data import check_split_signatures, split_signatures
-from shared.data_report import write_data_report
-from shared.distill import TrainingObjective, load_distiller
-from shared.ema import ModelEma
-from shared.evaluation import split_scalars
-from shared.guards import TrainingDiverged, check_finite_loss, check_finite_weights  # noqa: F401 (TrainingDiverged: re-exported)
-from shared.hub import check_hub_reachable, push_folder
-from shared.losses import LossSettings, class_weight_tensor
-from shared.optim import build_optimizer, build_scheduler, warmup_steps
-from shared.peft_utils import apply_peft
-from shared.sampling import SeededFetch, train_batching
-from shared.resume import resume_command, resume_settings
+from shared.training.checkpoint import CheckpointManager, TrainState, add_test_metrics, data_files, export_model, training_info
+from shared.toolkit.config import save_config
+from shared.inputs.data import check_split_signatures, split_signatures
+from shared.inputs.data_report import write_data_report
+from shared.training.distill import TrainingObjective, load_distiller
+from shared.training.ema import ModelEma
+from shared.evaluation.scoring import split_scalars
+from shared.training.guards import TrainingDiverged, check_finite_loss, check_finite_weights  # noqa: F401 (TrainingDiverged: re-exported)
+from shared.serving.hub import check_hub_reachable, push_folder
+from shared.training.losses import LossSettings, class_weight_tensor
+from shared.training.optim import build_optimizer, build_scheduler, warmup_steps
+from shared.training.peft_utils import apply_peft
+from shared.training.sampling import SeededFetch, train_batching
+from shared.training.resume import resume_command, resume_settings
 from shared.run import build_run
-from shared.runtime import StopSignals, build_accelerator, gather_eval_outputs, resolve_run_dir, start_processes
+from shared.toolkit.runtime import StopSignals, build_accelerator, gather_eval_outputs, resolve_run_dir, start_processes
 from shared.task import Task
-from shared.tracking import MetricsLogger, plot_metric_figures, plot_run, write_results
+from shared.evaluation.tracking import MetricsLogger, plot_metric_figures, plot_run, write_results
 
 
 def _batch_size(batch: dict) -> int:

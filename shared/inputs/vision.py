@@ -15,8 +15,8 @@ from datasets.packaged_modules.imagefolder.imagefolder import ImageFolder
 from PIL import Image, ImageOps
 from torchvision.transforms import InterpolationMode, v2
 
-from shared.config import ConfigError, TrainConfig
-from shared.data import DataError
+from shared.toolkit.config import ConfigError, TrainConfig
+from shared.inputs.data import DataError
 
 # what datasets' imagefolder builder picks up; anything else in a class folder is ignored (and counted)
 IMAGE_EXTENSIONS = frozenset(ImageFolder.EXTENSIONS)

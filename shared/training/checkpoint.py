@@ -15,8 +15,8 @@ from accelerate import Accelerator
 from accelerate.utils import load as accelerate_load
 from safetensors.torch import load_file, save_file
 
-from shared.config import ConfigError
-from shared.resume import check_settings
+from shared.toolkit.config import ConfigError
+from shared.training.resume import check_settings
 
 STATE_FILE = "train_state.json"
 OBJECTS_FILE = "objects.json"  # scheduler, EMA ...: their state_dict()s as JSON ...
@@ -250,7 +250,7 @@ def base_model_id(reference: str) -> str | None:
     """The hub id a model card names as base_model: the upstream repo of a packaged backbone, the base of a
     saved model this run continued from, an owner/name hub id as given; None otherwise (a local folder
     without that record, or a task's own name for a model started from scratch)."""
-    from shared.models import is_packaged, packaged_hub_id
+    from shared.toolkit.models import is_packaged, packaged_hub_id
 
     if is_packaged(reference):
         return packaged_hub_id(reference)[0] or None
@@ -281,7 +281,7 @@ def training_info(task: str, pipeline_tag: str, cfg, data: dict, labels: list[st
     import importlib.metadata
     import sys
 
-    from shared.models import is_packaged, packaged_hub_id
+    from shared.toolkit.models import is_packaged, packaged_hub_id
 
     versions = {}
     for name in VERSIONED_PACKAGES:

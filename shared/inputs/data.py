@@ -18,7 +18,8 @@ class DataError(ValueError):
 
 def benchmark_data_dir() -> Path:
     """Where the real benchmark datasets live: $FINETUNE_SUITE_DATA, default ../shared/data."""
-    default = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    project = Path(__file__).resolve().parents[2]  # shared/inputs/data.py -> the project root
+    default = project.parent / "shared" / "data"
     return Path(os.environ.get("FINETUNE_SUITE_DATA", default))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from shared.config import ConfigError
+from shared.toolkit.config import ConfigError
 
 # The package behind each --report_to tracker, and the project extra that brings it (None: not in any extra).
 TRACKER_PACKAGES: dict[str, tuple[str, str | None]] = {

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
-from shared.config import ConfigError
+from shared.toolkit.config import ConfigError
 
 
 class LengthGroupedBatchSampler(Sampler[list[int]]):

@@ -21,8 +21,8 @@ try:  # gradio is the [demo] extra: without it, main() and serve_all() stop with
 except ImportError:
     gr = None
 
-from shared.extras import MissingExtra, require  # noqa: E402
-from shared.checkpoint import read_training_info  # noqa: E402
+from shared.toolkit.extras import MissingExtra, require  # noqa: E402
+from shared.training.checkpoint import read_training_info  # noqa: E402
 from shared.task import DemoSpec, Task, get_task, list_tasks  # noqa: E402
 
 log = logging.getLogger(__name__)

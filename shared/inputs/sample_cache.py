@@ -9,7 +9,7 @@ from typing import Callable
 
 from filelock import FileLock
 
-from shared.models import cache_dir
+from shared.toolkit.models import cache_dir
 
 
 def cached_sample(name: str, version: str, write: Callable[[Path], object], marker: str = "validation") -> Path:

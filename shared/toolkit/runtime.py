@@ -13,8 +13,8 @@ import torch
 from accelerate import Accelerator, PartialState
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, broadcast_object_list
 
-from shared.checkpoint import find_checkpoint
-from shared.config import ConfigError
+from shared.training.checkpoint import find_checkpoint
+from shared.toolkit.config import ConfigError
 
 RUN_FILES = ("config.yaml", "metrics.jsonl", "results.json", "train_state.json", "checkpoints")
 

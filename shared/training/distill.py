@@ -8,8 +8,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from shared.config import ConfigError
-from shared.losses import LossSettings, weight_penalty
+from shared.toolkit.config import ConfigError
+from shared.training.losses import LossSettings, weight_penalty
 
 
 def distillation_kl(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -77,7 +77,7 @@ def _check_teacher_labels(reference: str, labels: list[str]) -> None:
     """A teacher trained on other labels would get a fresh random head: refuse it."""
     from transformers import AutoConfig
 
-    from shared.models import resolve_model
+    from shared.toolkit.models import resolve_model
 
     config = AutoConfig.from_pretrained(resolve_model(reference))
     names = list(getattr(config, "label_names", None) or (config.id2label or {}).values())
@@ -99,7 +99,7 @@ class TrainingObjective:
             self.checked = True
             if self.loss.focal_ignored:
                 raise ConfigError(f"--loss focal: task {self.task.name!r} computes its loss without "
-                                  "shared.losses.classification_loss, so focal loss would not apply")
+                                  "shared.training.losses.classification_loss, so focal loss would not apply")
         if self.distiller:
             loss = self.distiller.blend(loss, outputs, batch)
         return loss + weight_penalty(model, self.l1, self.l2), outputs

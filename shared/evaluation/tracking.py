@@ -65,7 +65,7 @@ def write_results(run_dir: Path, results: dict, name: str = "results.json") -> P
 def plot_run(run_dir: Path, metrics: dict, labels: list[str] | None) -> list[Path]:
     """overview.png (every curve of the run, the test result marked), one figure per curve, and
     per-class figures for whichever per-class metrics exist."""
-    from shared import plots
+    from shared.evaluation import plots
 
     out = run_dir / "plots"
     out.mkdir(exist_ok=True)
@@ -76,7 +76,7 @@ def plot_run(run_dir: Path, metrics: dict, labels: list[str] | None) -> list[Pat
 
 def plot_metric_figures(metrics: dict, labels: list[str] | None, out: Path) -> list[Path]:
     """Confusion matrix and per-class bars of one evaluation's metrics, for whichever of them exist."""
-    from shared import plots
+    from shared.evaluation import plots
 
     written, names = [], labels or []
     if metrics.get("confusion_matrix") is not None:

@@ -15,7 +15,7 @@ import os
 import time
 from pathlib import Path
 
-from shared.config import ConfigError
+from shared.toolkit.config import ConfigError
 
 SCHEDULES = ["linear", "cosine", "constant"]
 
@@ -52,7 +52,7 @@ def _reset_accelerate() -> None:
 def _objective(task, cfg, study_dir: Path):
     import optuna
 
-    from shared.engine import run
+    from shared.training.engine import run
 
     def objective(trial) -> float:
         trial_cfg = sample_config(trial, cfg)
@@ -117,7 +117,7 @@ def tune(task) -> dict:
     print(f"[hpo] study {study_dir / 'study.db'}: {len(finished)} trials done, {remaining} to run"
           + (f" ({restarted} unfinished trial(s) queued again)" if restarted else ""))
     write_tables = lambda study_, _trial: write_study_report(study_, study_dir)
-    from shared.engine import TrainingDiverged
+    from shared.training.engine import TrainingDiverged
 
     # A diverged trial (too high a learning rate) is recorded as failed; the search goes on.
     study.optimize(_objective(task, cfg, study_dir), n_trials=remaining, callbacks=[write_tables],
