@@ -51,35 +51,49 @@ class Engine:
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
+        """Build the run from the task's hooks, prepare it on this process's devices, restore a checkpoint."""
         cfg, task, acc = self.cfg, self.task, self.accelerator
         set_seed(cfg.seed)
         if cfg.push_to_hub:
             check_hub_reachable()
         adapt = (lambda model: apply_peft(model, cfg, task, log=acc.print)) if cfg.use_peft else None
         built = build_run(task, adapt_model=adapt, main_process_first=acc.main_process_first)
-        data, self.processor, model, self.metric_spec = built.data, built.processor, built.model, built.metric
-        train_ds, eval_ds, test_ds = (built.datasets.get(split) for split in ("train", "validation", "test"))
-        self.data, self.labels = data, data.labels
+        self.data, self.processor, self.metric_spec = built.data, built.processor, built.metric
+        self.labels = built.labels
         self.num_labels = len(self.labels) if self.labels else None
-        self.raw_eval, self.raw_test = data["validation"], data.get("test")
-        counts = data.label_counts if cfg.class_weights else None  # dense tasks count pixels
+        self.raw_eval, self.raw_test = self.data["validation"], self.data.get("test")
+        counts = self.data.label_counts if cfg.class_weights else None  # dense tasks count pixels
         self.class_weights = class_weight_tensor(cfg.class_weights, counts, self.num_labels or 0)
         self.loss = LossSettings.from_config(cfg, self.class_weights)
         self.eval_loss = LossSettings.from_config(cfg, None)  # as training, without class weights
-        collate = built.collate
-        pin = torch.cuda.is_available()
+        train_ds = built.datasets["train"]
+        loaders = self._loaders(built)
+        self._prepare(built.model, *loaders)
+        self._restore_or_start(len(train_ds))
+        self.data_files = data_files(cfg, self.data.splits, self.data.sources)
+        sizes = (len(built.datasets[split]) if split in built.datasets else 0 for split in ("validation", "test"))
+        self._print_plan(len(train_ds), *sizes)
+
+    def _loaders(self, built) -> tuple[DataLoader, DataLoader, DataLoader | None]:
+        """(train, validation, test or None) loaders; the train order depends only on (seed, epoch)."""
+        cfg, pin = self.cfg, torch.cuda.is_available()
+        train_ds = built.datasets["train"]
+        lengths = self.task.lengths(train_ds) if cfg.group_by_length else None
+        self.epoch_sampler, batching = train_batching(cfg, lengths, self.data.label_ids, len(train_ds))
+        self.train_fetch = SeededFetch(train_ds, cfg.seed)  # augmentations replay exactly on resume
         # The loader's own generator keeps its per-epoch seed draw off the global RNG, which a resumed
         # run restores from the checkpoint (dropout masks then match an uninterrupted run).
-        lengths = task.lengths(train_ds) if cfg.group_by_length else None
-        self.epoch_sampler, batching = train_batching(cfg, lengths, data.label_ids, len(train_ds))
-        self.train_fetch = SeededFetch(train_ds, cfg.seed)  # augmentations replay exactly on resume
-        train_loader = DataLoader(self.train_fetch, **batching, collate_fn=collate,
-                                  num_workers=cfg.dataloader_num_workers, pin_memory=pin,
-                                  generator=torch.Generator().manual_seed(cfg.seed))
-        eval_loader, test_loader = (DataLoader(ds, batch_size=cfg.per_device_eval_batch_size, shuffle=False,
-                                               collate_fn=collate, num_workers=cfg.dataloader_num_workers,
-                                               pin_memory=pin) if ds is not None else None
-                                    for ds in (eval_ds, test_ds))
+        train = DataLoader(self.train_fetch, **batching, collate_fn=built.collate,
+                           num_workers=cfg.dataloader_num_workers, pin_memory=pin,
+                           generator=torch.Generator().manual_seed(cfg.seed))
+        evaluation = (DataLoader(built.datasets[split], batch_size=cfg.per_device_eval_batch_size, shuffle=False,
+                                 collate_fn=built.collate, num_workers=cfg.dataloader_num_workers, pin_memory=pin)
+                      if split in built.datasets else None for split in ("validation", "test"))
+        return (train, *evaluation)
+
+    def _prepare(self, model, train_loader, eval_loader, test_loader) -> None:
+        """Optimizer, objective (with a checked teacher), accelerate's prepare, the step plan, scheduler, EMA."""
+        cfg, task, acc = self.cfg, self.task, self.accelerator
         optimizer = build_optimizer(cfg, model, task.lr_overrides(model))
         distiller = load_distiller(task, cfg, self.labels, acc.device, acc.autocast)
         if distiller:
@@ -96,10 +110,15 @@ class Engine:
         self.ema = ModelEma(self._plain_model(), cfg.ema_decay) if cfg.ema_decay else None
         # Checkpointed by CheckpointManager as JSON and safetensors (accelerate's custom objects are pickles).
         self.saved_objects = {"scheduler": self.scheduler, **({"ema": self.ema} if self.ema else {})}
+
+    def _restore_or_start(self, train_rows: int) -> None:
+        """Resume from --resume_from_checkpoint (refusing what cannot resume exactly), then write the run's
+        config, split signatures and data report, and start the metric log."""
+        cfg, task, acc = self.cfg, self.task, self.accelerator
         self.checkpoints = CheckpointManager(self.run_dir, cfg.save_total_limit)
-        settings = resume_settings(cfg, acc.num_processes, self.total_steps, len(train_ds))
+        settings = resume_settings(cfg, acc.num_processes, self.total_steps, train_rows)
         self.state = TrainState(task=task.name, num_labels=self.num_labels, settings=settings)
-        resume_step, splits = None, split_signatures(data.splits)
+        resume_step, splits = None, split_signatures(self.data.splits)
         if cfg.resume_from_checkpoint:
             path = self.checkpoints.resolve(cfg.resume_from_checkpoint, acc.print)
             self.state = CheckpointManager.load(acc, path, task.name, self.num_labels, self.saved_objects, settings,
@@ -113,12 +132,11 @@ class Engine:
             save_config(cfg, self.run_dir / "config.yaml")
             (self.run_dir / "splits.json").write_text(json.dumps(splits, indent=1))
             if cfg.data_report:
-                write_data_report(data.splits, task.row_key, self.run_dir, log=acc.print, warnings=data.warnings)
+                write_data_report(self.data.splits, task.row_key, self.run_dir, log=acc.print,
+                                  warnings=self.data.warnings)
         self.logger = MetricsLogger(acc, self.run_dir, resume_step)
         if acc.trackers == [] and cfg.report_to not in ("none", ""):
             acc.init_trackers(self.run_dir.name, config={k: v for k, v in vars(cfg).items() if v is not None})
-        self.data_files = data_files(cfg, data.splits, data.sources)
-        self._print_plan(len(train_ds), len(eval_ds), len(test_ds) if test_ds is not None else 0)
 
     def _print_plan(self, n_train: int, n_eval: int, n_test: int) -> None:
         cfg, acc = self.cfg, self.accelerator
