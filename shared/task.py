@@ -53,6 +53,9 @@ class DemoSpec:
     max_batch_size: int = 8
     max_chars: int = 10_000
     max_image_side: int = 2048
+    # examples_from(source, n) -> up to n example rows from the saved model's own validation data
+    # (a shared.serving.examples.ValidationSource); None, or data not on this machine: `examples` above
+    examples_from: Callable[[Any, int], list] | None = None
 
 
 @dataclass
@@ -208,6 +211,12 @@ class Task:
 
     def eval_report(self, out_dir, batches: list[tuple], dataset, labels: list[str] | None) -> None:
         """Optional figures or files from the final evaluation (misclassified images, overlays, samples)."""
+
+    @classmethod
+    def prediction_format(cls):
+        """The task's prediction file format (a shared.serving.predict.Predictions), which predict.py, the demo's
+        examples and evaluation on new files read inputs through; None for a task without one."""
+        return None
 
     @classmethod
     def demo(cls) -> DemoSpec | None:

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
+import keyword
 import logging
 import os
 import queue
+import re
 import sys
 import threading
 from concurrent.futures import Future
@@ -23,11 +26,13 @@ except ImportError:
 
 from shared.toolkit.extras import MissingExtra, require  # noqa: E402
 from shared.training.checkpoint import read_training_info  # noqa: E402
+from shared.serving.examples import demo_examples  # noqa: E402
 from shared.task import DemoSpec, Task, get_task, list_tasks  # noqa: E402
 
 log = logging.getLogger(__name__)
 QUEUE_SIZE = 256  # waiting requests past this get gradio's "queue is full" instead of piling up in memory
 MAX_UPLOAD = "50mb"  # refused by gradio before any decoding; larger images than this are rarely photos
+RESERVED_NAMES = {"api_name", "fn_index", "result_callbacks"}  # gradio_client's own keywords: no input may take them
 
 
 class DemoError(Exception):
@@ -43,6 +48,8 @@ class Panel:
     spec: DemoSpec
     pipe: Any
     card: str
+    examples: list | None = None  # None: the spec's embedded examples
+    examples_label: str = "Examples"
 
 
 # ------------------------------------------------------------------ finding and loading a model
@@ -237,6 +244,21 @@ class MicroBatcher:
             future.set_result(output)
 
 
+def parameter_names(components: list) -> list[str]:
+    """The API's name for each input: its label in snake case ("Score threshold" -> score_threshold), made a
+    unique Python identifier that is none of gradio_client's own keywords."""
+    names: list[str] = []
+    for index, component in enumerate(components):
+        name = re.sub(r"\W+", "_", str(component.label or "").strip().lower()).strip("_") or f"input_{index}"
+        if not name.isidentifier() or keyword.iskeyword(name) or name in RESERVED_NAMES:
+            name = f"input_{name}"
+        base, count = name, 2
+        while name in names:
+            name, count = f"{base}_{count}", count + 1
+        names.append(name)
+    return names
+
+
 def _handler(spec: DemoSpec, pipe: Any, components: list) -> Callable:
     batcher = MicroBatcher(lambda rows: spec.predict_batch(pipe, rows), spec.max_batch_size) \
         if spec.predict_batch else None
@@ -253,6 +275,9 @@ def _handler(spec: DemoSpec, pipe: Any, components: list) -> Callable:
             raise gr.Error(f"The model could not process this input ({type(err).__name__}: {reason}). "
                            "The server log has the details.", print_exception=False) from None
 
+    # gradio names an endpoint's parameters after its function's; *values alone would show param_0, param_1
+    handle.__signature__ = inspect.Signature(
+        [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in parameter_names(components)])
     return handle
 
 
@@ -262,7 +287,9 @@ def load_panel(task: Task, model: str) -> Panel:
     if spec is None:
         raise DemoError(f"task {task.name} has no demo yet: its Task.demo() returns None")
     title = spec.title or task.name.replace("_", " ").capitalize()
-    return Panel(task.name, title, spec, load_pipeline(spec.pipeline_tag, model), model_card(model))
+    pipe = load_pipeline(spec.pipeline_tag, model)
+    examples, label = demo_examples(task, spec, model)
+    return Panel(task.name, title, spec, pipe, model_card(model), examples, label)
 
 
 def _render(panel: Panel, api_name: str) -> None:
@@ -280,8 +307,9 @@ def _render(panel: Panel, api_name: str) -> None:
                 clear = gr.ClearButton(value="Clear", elem_id=f"clear-{api_name}")
                 run = gr.Button("Run", variant="primary", elem_id=f"run-{api_name}")
             outputs = spec.outputs()
-            if spec.examples:
-                gr.Examples(spec.examples, inputs=inputs, cache_examples=False)
+            examples = spec.examples if panel.examples is None else panel.examples
+            if examples:
+                gr.Examples(examples, inputs=inputs, cache_examples=False, label=panel.examples_label)
         with gr.Column(scale=2):
             gr.Markdown(panel.card, elem_id=f"card-{api_name}")
     clear.add(inputs + outputs)

@@ -10,7 +10,6 @@ transformers < 4.58, and this project runs transformers 5.
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import dataclasses
 import io
@@ -26,25 +25,30 @@ import torch
 from torch.utils.data import DataLoader
 
 from shared.training.checkpoint import read_training_info
+from shared.toolkit.cli import EntryParser
 from shared.toolkit.config import ConfigError, parse_config
 from shared.toolkit.extras import require
+from shared.inputs.data import DataError
 from shared.run import build_run
-from shared.task import get_task
+from shared.task import get_task, list_tasks
 
 LATENCY_RUNS = 30
 
 
 def _task_name(model_dir: Path, given: str | None) -> str:
-    if given:
-        return given
-    recorded = read_training_info(model_dir).get("task")
-    if recorded:
-        return recorded
-    card = model_dir / "README.md"  # a model saved before training_info.json: its card's tag names the task
-    match = re.search(r"tags: \[finetune-suite, (\w+)\]", card.read_text()) if card.is_file() else None
-    if not match:
-        raise ConfigError(f"{model_dir}: no model card naming the task; pass --task")
-    return match.group(1)
+    if not model_dir.is_dir():
+        raise ConfigError(f"{model_dir}: no such model folder; give a run's best/ or last/ folder")
+    name = given or read_training_info(model_dir).get("task")
+    if not name:
+        card = model_dir / "README.md"  # a model saved before training_info.json: its card's tag names the task
+        match = re.search(r"tags: \[finetune-suite, (\w+)\]", card.read_text()) if card.is_file() else None
+        if not match:
+            raise ConfigError(f"{model_dir}: no model card naming the task; pass --task")
+        name = match.group(1)
+    if name not in list_tasks():
+        source = "--task" if given else f"{model_dir}: task"
+        raise ConfigError(f"{source} {name!r} is not a task here; known: {', '.join(list_tasks())}")
+    return name
 
 
 def load_run(model_dir: Path, task_name: str | None, max_eval_samples: int | None):
@@ -54,7 +58,7 @@ def load_run(model_dir: Path, task_name: str | None, max_eval_samples: int | Non
     if not recipe.is_file():
         raise ConfigError(f"{recipe}: not found; export expects a model folder inside a run folder")
     args = ["--config", str(recipe), "--model_name_or_path", str(model_dir), "--data_report", "false"]
-    if max_eval_samples:
+    if max_eval_samples is not None:  # 0 or below is refused by the option's range, not taken as "all"
         args += ["--max_eval_samples", str(max_eval_samples)]
     parsed = parse_config(task_class.config_class, args)
     # the saved model is already merged and standalone: no teacher, no adapters
@@ -201,7 +205,7 @@ def export(model_dir: str | Path, quantize: str | None = "dynamic-int8", onnx: b
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = EntryParser(description=__doc__.split("\n")[0])
     parser.add_argument("model_dir", help="A best/ or last/ folder of a run (its run folder holds config.yaml).")
     parser.add_argument("--quantize", choices=["dynamic-int8", "none"], default="dynamic-int8")
     parser.add_argument("--onnx", action="store_true", help="Also export model.onnx and measure it in onnxruntime.")
@@ -214,6 +218,6 @@ def main(argv: list[str] | None = None) -> dict:
             require("onnx", "export", "--onnx")
             require("onnxruntime", "export", "--onnx")
         return export(args.model_dir, quantize, args.onnx, args.task, args.max_eval_samples)
-    except ConfigError as err:  # exit 2: the same code as the training entry point for refused input
+    except (ConfigError, DataError) as err:  # exit 2: the same code as the training entry point for refused input
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None

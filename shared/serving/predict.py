@@ -321,6 +321,9 @@ def _check_trained_task(task: Task, reference: str) -> None:
 def _model_config(reference: str):
     from transformers import AutoConfig
 
+    looks_local = reference.startswith((".", "/", "~")) or reference.count("/") > 1
+    if looks_local and not Path(reference).expanduser().exists():
+        raise ConfigError(f"--model_name_or_path {reference}: no such model folder")
     try:
         return AutoConfig.from_pretrained(reference)
     except (OSError, ValueError) as err:

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import sys
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
@@ -167,8 +170,9 @@ class TrainConfig:
         check_ranges(self)
 
 
-# The valid range of every numeric option above that __post_init__ does not check on its own;
-# "[" and "]" include the bound, "(" and ")" exclude it. None (where allowed) is not checked.
+# The valid range of every numeric option above; "[" and "]" include the bound, "(" and ")" exclude it, and
+# None (where allowed) is not checked. __post_init__ checks some of them first with a message of its own.
+# A task's options declare theirs in the field itself: field(default=..., metadata={"range": "[1, inf)"}).
 RANGES = {
     "max_train_samples": "[1, inf)", "max_eval_samples": "[1, inf)", "preprocessing_num_workers": "[1, inf)",
     "dataloader_num_workers": "[0, inf)", "seed": "[0, 4294967295]", "cpu_threads": "[0, inf)",
@@ -178,25 +182,54 @@ RANGES = {
     "label_smoothing": "[0, 1)", "save_total_limit": "[1, inf)", "early_stopping_patience": "[1, inf)",
     "early_stopping_min_delta": "[0, inf)", "lora_r": "[1, inf)", "lora_alpha": "(0, inf)", "lora_dropout": "[0, 1)",
     "num_train_epochs": "[0, inf)",
+    # also checked by __post_init__ (its messages come first)
+    "per_device_train_batch_size": "[1, inf)", "per_device_eval_batch_size": "[1, inf)",
+    "gradient_accumulation_steps": "[1, inf)", "logging_steps": "[1, inf)", "eval_steps": "[1, inf)",
+    "save_steps": "[1, inf)", "learning_rate": "(0, inf)", "max_train_steps": "[1, inf)", "validation_split": "[0, 1)",
+    "test_split": "[0, 1)", "warmup_ratio": "[0, 1)", "ema_decay": "(0, 1)", "focal_gamma": "[0, inf)",
+    "l1_penalty": "[0, inf)", "l2_penalty": "[0, inf)", "layerwise_lr_decay": "(0, 1]", "distill_alpha": "[0, 1]",
+    "distill_temperature": "(0, inf)", "hpo_trials": "[0, inf)",
+    # shared.serving.predict.PredictArguments
+    "max_predict_samples": "[1, inf)",
 }
 
 
-def _in_range(value: float, interval: str) -> bool:
+def _bounds(interval: str) -> tuple[float, float]:
+    """The two bounds of "[low, high)" and the like; ValueError for anything else (a typo in a declaration)."""
     low, high = (float(bound) for bound in interval[1:-1].split(","))
+    if interval[0] not in "[(" or interval[-1] not in "])" or not low <= high:
+        raise ValueError(f"not a range: {interval!r} (write it like '[0, 1)' or '(0, inf)')")
+    return low, high
+
+
+def _in_range(value: float, interval: str) -> bool:
+    low, high = _bounds(interval)
     above = value >= low if interval[0] == "[" else value > low
     below = value <= high if interval[-1] == "]" else value < high
     return above and below
 
 
+def option_range(config, name: str) -> str | None:
+    """The valid range of option `name` of a config (class or instance): the "range" in its field's metadata,
+    from the nearest class along the MRO that declares one (a subclass that only changes the default keeps
+    it), else RANGES."""
+    klass = config if isinstance(config, type) else type(config)
+    for base in klass.__mro__:
+        declared = vars(base).get("__dataclass_fields__", {}).get(name)
+        if declared is not None and "range" in declared.metadata:
+            return declared.metadata["range"]
+    return RANGES.get(name)
+
+
 def check_ranges(cfg) -> None:
-    """Every numeric option (a subclass's too) is finite, and each one in RANGES lies in its range."""
+    """Every numeric option of a config dataclass (a subclass's too) is finite and lies in its option_range."""
     for option in dataclasses.fields(cfg):
         value = vars(cfg)[option.name]
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
         if value != value or value in (float("inf"), float("-inf")):
             raise ConfigError(f"--{option.name} must be a finite number, got {value}")
-        interval = RANGES.get(option.name)
+        interval = option_range(cfg, option.name)
         if interval and not _in_range(value, interval):
             hint = " (use --save_strategy no to keep no checkpoints)" if option.name == "save_total_limit" else ""
             raise ConfigError(f"--{option.name} must be in {interval}, got {value}{hint}")
@@ -208,35 +241,74 @@ def _read_recipe(path: str, known: set[str]) -> dict:
         raise ConfigError(f"--config {path}: no such file")
     try:
         values = yaml.safe_load(recipe.read_text()) or {}
-    except yaml.YAMLError as err:
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise ConfigError(f"--config {path}: not valid YAML: {err}") from err
     if not isinstance(values, dict):
         raise ConfigError(f"--config {path}: expected a mapping of option: value, got {type(values).__name__}")
-    unknown = sorted(set(values) - known)
+    unknown = sorted(str(name) for name in values if name not in known)
     if unknown:
         raise ConfigError(f"--config {path}: unknown option(s) {unknown}; see --help for the valid ones")
+    if values.get("config") is not None:  # a run's saved config.yaml says config: null
+        raise ConfigError(f"--config {path}: a recipe cannot name another recipe (config: {values['config']}); "
+                          "merge the two files")
     return values
 
 
-def _as_flags(recipe: dict) -> list[str]:
-    """A recipe mapping as command-line tokens, so its values are parsed exactly like flags."""
+def _as_flags(recipe: dict, parser: argparse.ArgumentParser, hints: dict) -> list[str]:
+    """A recipe mapping as command-line tokens, so its values are parsed exactly like flags.
+
+    `--name=value` keeps a value that starts with "-" a value. A null is kept only where the option may be
+    None (a flag cannot say null), a list only where the option takes several values, a mapping nowhere.
+    """
+    several = {action.dest for action in parser._actions if action.nargs in ("+", "*")}
     tokens = []
     for name, value in recipe.items():
         if value is None:
+            if type(None) not in typing.get_args(hints[name]):
+                raise ConfigError(f"{name}: null is not a value of this option; leave the key out to get the "
+                                  f"default, or give a value (see --help)")
             continue
+        if isinstance(value, dict):
+            raise ConfigError(f"{name}: expected a value, got a mapping {value}")
+        if isinstance(value, list) and name not in several:
+            raise ConfigError(f"{name}: expected one value, got a list {value}")
         values = value if isinstance(value, list) else [value]
-        tokens += [f"--{name}", *(str(v).lower() if isinstance(v, bool) else str(v) for v in values)]
+        text = [str(v).lower() if isinstance(v, bool) else str(v) for v in values]
+        tokens += [f"--{name}", *text] if isinstance(value, list) else [f"--{name}={text[0]}"]
     return tokens
 
 
 class _Parser(HfArgumentParser):
+    """HfArgumentParser whose errors are one ConfigError line, and which shows each option's range in --help."""
+
     def error(self, message: str):
         """A bad flag value as one ConfigError line, instead of argparse's full usage dump and exit."""
         raise ConfigError(f"{message}; see --help")
 
+    def _add_dataclass_arguments(self, dtype):
+        self._dataclass = dtype  # whose MRO option_range searches for the fields added next
+        super()._add_dataclass_arguments(dtype)
+
+    def _parse_dataclass_field(self, parser, field):
+        """The field without its "range" metadata (not an argparse keyword), its range appended to the help, and
+        "%" in the help escaped (argparse %-formats help: "1%" made --help raise)."""
+        interval = option_range(self._dataclass, field.name)
+        metadata = {k: v for k, v in field.metadata.items() if k != "range"}
+        if interval:
+            metadata["help"] = f"{metadata.get('help', '')} Range: {interval}.".lstrip()
+        if "help" in metadata:
+            metadata["help"] = metadata["help"].replace("%", "%%")
+        field = copy.copy(field)
+        field.metadata = types.MappingProxyType(metadata)
+        HfArgumentParser._parse_dataclass_field(parser, field)
+
 
 def parse_config(config_class: type, args: list[str] | None = None):
-    """Parse flags into `config_class`, with a `--config` YAML recipe supplying defaults."""
+    """Parse flags into `config_class`, with a `--config` YAML recipe supplying defaults.
+
+    The recipe's values become flag tokens placed before the command line's, so each one meets the same
+    types, choices and ranges as the same option given as a flag (and a flag given after the recipe wins).
+    """
     args = list(sys.argv[1:] if args is None else args)
     parser = _Parser(config_class, allow_abbrev=False)  # a typo that prefixes a real flag is refused, not guessed
     pre = argparse.ArgumentParser(add_help=False)
@@ -246,8 +318,8 @@ def parse_config(config_class: type, args: list[str] | None = None):
         names = {f.name for f in dataclasses.fields(config_class)}
         recipe = _read_recipe(known.config, names)
         parser.set_defaults(**{k: v for k, v in recipe.items() if v is None})  # null: no flag can say it
-        flags = _as_flags(recipe)
         try:  # the recipe's values alone, through the very same type and choice checks as flags
+            flags = _as_flags(recipe, parser, typing.get_type_hints(config_class))
             parser.parse_known_args(flags)
         except ConfigError as err:
             raise ConfigError(f"--config {known.config}: {err}") from None

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from shared.serving.examples import ValidationSource, image_files, spread
 from shared.toolkit.models import cache_dir
 from shared.task import DemoSpec
 from tasks.image_classification.sample_data import CLASSES, VERSION, draw_shape
@@ -33,6 +34,13 @@ def example_images() -> list[Path]:
     return paths
 
 
+def examples_from(source: ValidationSource, n: int) -> list[list[str]]:
+    """Validation images taken in turn from each class: one per class first (as many classes as n allows)."""
+    rows = source.rows
+    labels = rows["label"] if "label" in rows.column_names else [0] * len(rows)
+    return [[path] for path in image_files(rows, "image", spread(labels, n))]
+
+
 def predict_batch(pipe, rows: list[tuple]) -> list[dict]:
     """One gr.Label value per row: {label: score} for the model's top-k labels (sigmoid scores for
     multi-label models, which the pipeline picks from the saved config)."""
@@ -42,7 +50,7 @@ def predict_batch(pipe, rows: list[tuple]) -> list[dict]:
 
 
 def demo_spec() -> DemoSpec:
-    return DemoSpec(
+    spec = DemoSpec(
         pipeline_tag="image-classification",
         inputs=lambda: [gr.Image(label="Image", type="filepath", sources=["upload", "clipboard"])],
         outputs=lambda: [gr.Label(label=f"Top {TOP_K} labels", num_top_classes=TOP_K)],
@@ -50,8 +58,10 @@ def demo_spec() -> DemoSpec:
         predict_batch=predict_batch,
         examples=[[str(path)] for path in example_images()],
         title="Image classification",
-        description=f"The {TOP_K} most likely labels and their scores. The examples are shapes like the "
-                    "embedded sample data (circle, square, stripes, triangle); upload any photo for a model "
-                    "trained on your own classes. Images larger than 2048 pixels a side are scaled down first.",
+        description=f"The {TOP_K} most likely labels and their scores. The examples are images of the model's "
+                    "validation data, one per class, when it is on this machine (else shapes like the embedded "
+                    "sample data); upload any photo. Images larger than 2048 pixels a side are scaled down first.",
         max_image_side=2048,
     )
+    spec.examples_from = examples_from
+    return spec

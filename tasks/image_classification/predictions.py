@@ -14,7 +14,7 @@ MULTI = "multi_label_classification"
 
 @dataclass
 class ImagePredictArguments(PredictArguments):
-    top_k: int = field(default=5, metadata={"help": "Labels (with scores) written per image."})
+    top_k: int = field(default=5, metadata={"help": "Labels (with scores) written per image.", "range": "[1, inf)"})
 
 
 class ImageClassificationPredictions(Predictions):

@@ -42,9 +42,10 @@ class ImageClassificationConfig(VisionConfig):
     label_separator: str = field(default=",", metadata={"help": "Joins several labels in one cell (multi-label)."})
     threshold: str = field(default="0.5", metadata={"help": "Multi-label decision threshold: one value or one per label."})
     augment: Literal["none", "randaugment", "trivialaugment"] = "none"
-    crop_scale_min: float = field(default=0.08, metadata={"help": "Smallest area fraction kept by the random resized crop."})
-    mixup_alpha: float = field(default=0.0, metadata={"help": "MixUp Beta(alpha, alpha); 0 = off."})
-    cutmix_alpha: float = field(default=0.0, metadata={"help": "CutMix Beta(alpha, alpha); 0 = off."})
+    crop_scale_min: float = field(default=0.08, metadata={
+        "help": "Smallest area fraction kept by the random resized crop.", "range": "(0, 1]"})
+    mixup_alpha: float = field(default=0.0, metadata={"help": "MixUp Beta(alpha, alpha); 0 = off.", "range": "[0, inf)"})
+    cutmix_alpha: float = field(default=0.0, metadata={"help": "CutMix Beta(alpha, alpha); 0 = off.", "range": "[0, inf)"})
     freeze_backbone: bool = field(default=False, metadata={"help": "Train only the new head (BatchNorm statistics frozen)."})
     metric_for_best_model: Optional[str] = field(default=None, metadata={"help": "Default: accuracy (multi-label: f1_micro)."})
     learning_rate: float = 1e-3  # the new head's rate; the backbone's defaults to a tenth of it
@@ -54,10 +55,6 @@ class ImageClassificationConfig(VisionConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         multi = self.problem_type == MULTI
-        if not 0.0 < self.crop_scale_min <= 1.0:
-            raise ConfigError(f"--crop_scale_min must be in (0, 1], got {self.crop_scale_min}")
-        if self.mixup_alpha < 0 or self.cutmix_alpha < 0:
-            raise ConfigError("--mixup_alpha and --cutmix_alpha must be >= 0")
         if self.freeze_backbone and self.use_peft:
             raise ConfigError("--freeze_backbone and --use_peft both choose what trains; give one")
         if multi and (self.class_weights or self.label_smoothing or self.loss == "focal" or self.weighted_sampler):
@@ -246,6 +243,12 @@ class ImageClassification(Task):
         plot_image_grid(images, titles[:MAX_REPORTED_ERRORS], Path(out_dir) / "misclassified.png")
 
     # ------------------------------------------------------------------ demo
+    @classmethod
+    def prediction_format(cls):
+        from tasks.image_classification.predictions import PREDICTIONS  # imports this module: loaded on first use
+
+        return type(PREDICTIONS)()  # a fresh one: a format keeps what it skipped while reading
+
     @classmethod
     def demo(cls) -> DemoSpec:
         from tasks.image_classification.demo import demo_spec  # gradio is the [demo] extra: imported only here

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from shared.serving.examples import ValidationSource, evenly, image_files
 from shared.task import DemoSpec
 from tasks.object_detection.drawing import draw_detections
 
@@ -10,11 +11,18 @@ DEFAULT_THRESHOLD = 0.3
 
 
 def _examples() -> list:
-    """Two generated shape scenes (drawn once into the cache), each with the default threshold."""
+    """Two generated shape scenes (drawn once into the cache), each with the default threshold: the examples
+    when the model's own validation data is not on this machine."""
     from tasks.object_detection.sample_data import default_dataset
 
     folder = default_dataset() / "validation"
     return [[str(folder / name), DEFAULT_THRESHOLD] for name in ("0000.png", "0001.png")]
+
+
+def examples_from(source: ValidationSource, n: int) -> list:
+    """Validation images spread over the split, each with the default threshold."""
+    paths = image_files(source.rows, "image", evenly(len(source.rows), n))
+    return [[path, DEFAULT_THRESHOLD] for path in paths]
 
 
 def predict_batch(pipe, rows: list[tuple]) -> list:
@@ -36,7 +44,7 @@ def predict_batch(pipe, rows: list[tuple]) -> list:
 
 
 def demo_spec() -> DemoSpec:
-    return DemoSpec(
+    spec = DemoSpec(
         pipeline_tag="object-detection",
         inputs=lambda: [gr.Image(label="Image", type="filepath"),
                         gr.Slider(0.0, 1.0, value=DEFAULT_THRESHOLD, step=0.05, label="Score threshold")],
@@ -48,3 +56,5 @@ def demo_spec() -> DemoSpec:
         description="Boxes the model finds with a score at or above the threshold, with their labels and scores. "
                     "Lower the threshold to see less certain detections.",
     )
+    spec.examples_from = examples_from
+    return spec

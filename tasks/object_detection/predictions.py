@@ -18,9 +18,10 @@ from tasks.object_detection.drawing import draw_detections
 @dataclass
 class DetectionPredictArguments(PredictArguments):
     threshold: float = field(default=0.0, metadata={
-        "help": "Boxes scoring below this are left out of the JSON (COCO evaluation wants them all: keep 0)."})
+        "help": "Boxes scoring below this are left out of the JSON (COCO evaluation wants them all: keep 0).",
+        "range": "[0, 1]"})
     draw_dir: Optional[str] = field(default=None, metadata={"help": "Also write each image with its boxes drawn here."})
-    draw_threshold: float = field(default=0.3, metadata={"help": "Score from which a box is drawn."})
+    draw_threshold: float = field(default=0.3, metadata={"help": "Score from which a box is drawn.", "range": "[0, 1]"})
 
 
 class DetectionWriter(Writers):

@@ -42,12 +42,14 @@ class ObjectDetectionConfig(VisionConfig):
     validation_dir: Optional[str] = field(default=None, metadata={"help": "Folder of images + _annotations.coco.json."})
     test_dir: Optional[str] = field(default=None, metadata={"help": "Folder of images + _annotations.coco.json, scored at the end."})
     image_size: Optional[int] = field(default=None, metadata={
-        "help": "Square input side. Default: 384 on a packaged backbone, else the processor's own size."})
-    crop_probability: float = field(default=0.5, metadata={"help": "Chance of an SSD-style random IoU crop per image."})
+        "help": "Square input side (the backbones downsample by 32). Default: 384 on a packaged backbone, else the "
+                "processor's own size.", "range": "[32, inf)"})
+    crop_probability: float = field(default=0.5, metadata={"help": "Chance of an SSD-style random IoU crop per image.",
+                                                           "range": "[0, 1]"})
     colour_jitter: bool = field(default=True, metadata={"help": "Random photometric distortion (brightness, contrast, "
                                                                  "saturation, hue)."})
     min_box_pixels: float = field(default=2.0, metadata={"help": "Boxes an augmentation leaves smaller than this are "
-                                                                 "dropped (and counted)."})
+                                                                 "dropped (and counted).", "range": "[0, inf)"})
     freeze_backbone_batchnorm: bool = field(default=True, metadata={
         "help": "Keep the backbone's BatchNorm statistics (small detection batches estimate them badly)."})
     metric_for_best_model: Optional[str] = field(default=None, metadata={"help": "Default: map (COCO mAP@0.5:0.95)."})
@@ -62,8 +64,6 @@ class ObjectDetectionConfig(VisionConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not 0.0 <= self.crop_probability <= 1.0:
-            raise ConfigError(f"--crop_probability must be in [0, 1], got {self.crop_probability}")
         if self.train_file or self.validation_file or self.test_file:
             raise ConfigError("object detection reads COCO folders: use --train_dir / --validation_dir "
                               "(images + _annotations.coco.json), or --dataset_name")
@@ -264,6 +264,12 @@ class ObjectDetection(Task):
         if curves:
             plot_pr_curves(curves, list(np.linspace(0, 1, 101)), Path(out_dir) / "precision_recall.png",
                            "Precision-recall at IoU 0.5")
+
+    @classmethod
+    def prediction_format(cls):
+        from tasks.object_detection.predictions import PREDICTIONS  # imports this module: loaded on first use
+
+        return type(PREDICTIONS)()  # a fresh one: a format keeps what it skipped while reading
 
     @classmethod
     def demo(cls) -> DemoSpec:

@@ -28,12 +28,16 @@ class QuestionAnsweringConfig(TrainConfig):
     model_name_or_path: str = field(default="minilm", metadata={"help": "Hub id, local dir, or 'minilm' (packaged)."})
     per_device_train_batch_size: int = 16
     group_by_length: bool = True  # similar lengths per batch: dynamic padding then wastes little
-    max_seq_length: int = field(default=384, metadata={"help": "Tokens per window (question + context)."})
-    doc_stride: int = field(default=128, metadata={"help": "Tokens shared by consecutive windows of a long context."})
-    n_best_size: int = field(default=20, metadata={"help": "Start and end candidates kept per window."})
-    max_answer_length: int = field(default=30, metadata={"help": "Longest answer, in tokens."})
+    max_seq_length: int = field(default=384, metadata={"help": "Tokens per window (question + context).",
+                                                       "range": "[1, inf)"})
+    doc_stride: int = field(default=128, metadata={"help": "Tokens shared by consecutive windows of a long context; "
+                                                           "below max_seq_length / 2.", "range": "[1, inf)"})
+    n_best_size: int = field(default=20, metadata={"help": "Start and end candidates kept per window.", "range": "[1, inf)"})
+    max_answer_length: int = field(default=30, metadata={"help": "Longest answer, in tokens.", "range": "[1, inf)"})
     version_2_with_negative: bool = field(default=False, metadata={"help": "Some questions have no answer (SQuAD v2)."})
-    null_score_diff_threshold: float = field(default=0.0, metadata={"help": "v2: answer '' when null score > best + this."})
+    null_score_diff_threshold: float = field(default=0.0, metadata={
+        "help": "v2: answer '' when null score > best + this (a logit difference: any finite number).",
+        "range": "(-inf, inf)"})
     skip_bad_answers: bool = field(default=False, metadata={"help": "Drop (and count) rows whose answer is not at "
                                                                      "answer_start, instead of stopping."})
 
@@ -163,8 +167,16 @@ class QuestionAnswering(Task):
         path.write_text(json.dumps(self.predict_answers(batches, dataset), indent=1, ensure_ascii=False))
 
     @classmethod
+    def prediction_format(cls):
+        from tasks.question_answering.predictions import PREDICTIONS  # imports this module: loaded on first use
+
+        return type(PREDICTIONS)()  # a fresh one: a format keeps what it skipped while reading
+
+    @classmethod
     def demo(cls) -> DemoSpec:
         import gradio as gr
+
+        from tasks.question_answering.demo import examples_from
 
         def predict(pipe, context: str, question: str):
             answer = pipe(question=question, context=context)
@@ -178,4 +190,5 @@ class QuestionAnswering(Task):
                         outputs=lambda: [gr.HighlightedText(label="Answer in the context",
                                                            color_map={"answer": "green"}),
                                          gr.Textbox(label="Answer"), gr.Number(label="Score")],
-                        examples=[[row["context"], row["question"]] for row in make_rows(3, seed=7)])
+                        examples=[[row["context"], row["question"]] for row in make_rows(3, seed=7)],
+                        examples_from=examples_from)

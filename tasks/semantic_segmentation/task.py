@@ -36,17 +36,23 @@ class SemanticSegmentationConfig(VisionConfig):
     image_column: str = "image"
     mask_column: str = field(default="label", metadata={"help": "Mask column of a hub dataset."})
     ignore_index: Optional[int] = field(default=255, metadata={"help": "Mask value of unlabelled pixels in a hub "
-                                                                        "dataset (local data: labels.json)."})
+                                                                        "dataset (local data: labels.json).",
+                                                                "range": "[0, 255]"})
     reduce_labels: bool = field(default=False, metadata={
         "help": "Mask value 0 means 'background/other' and is not a class: ignore it and shift ids 1..N down by "
                 "one (ADE20k-style data); its name is dropped from id2label."})
-    image_height: Optional[int] = field(default=None, metadata={"help": "Model input height; default: the "
-                                                                         "processor's, or 512 for a packaged backbone."})
-    image_width: Optional[int] = None
+    image_height: Optional[int] = field(default=None, metadata={"help": "Model input height (the backbones downsample "
+                                                                         "by 32); default: the processor's, or 512 "
+                                                                         "for a packaged backbone.", "range": "[32, inf)"})
+    image_width: Optional[int] = field(default=None, metadata={"help": "Model input width, given with --image_height.",
+                                                               "range": "[32, inf)"})
     scale_min: float = field(default=0.5, metadata={"help": "Random rescale range of training images (then a "
-                                                            "random crop of the input size); 1 and 1 = no rescale."})
-    scale_max: float = 2.0
-    head_hidden_size: int = field(default=128, metadata={"help": "UperNet channels on a packaged backbone."})
+                                                            "random crop of the input size); 1 and 1 = no rescale.",
+                                                    "range": "(0, inf)"})
+    scale_max: float = field(default=2.0, metadata={"help": "Upper end of the rescale range (>= --scale_min).",
+                                                    "range": "(0, inf)"})
+    head_hidden_size: int = field(default=128, metadata={"help": "UperNet channels on a packaged backbone.",
+                                                         "range": "[1, inf)"})
     backbone_lr_scale: float = 1.0  # one rate by default: the README's results were measured so
     metric_for_best_model: str = "mean_iou"
     learning_rate: float = 3e-4
@@ -182,6 +188,12 @@ class SemanticSegmentation(Task):
     def eval_report(self, out_dir, batches, dataset, labels) -> None:
         """plots/overlays.png: validation images with their true and predicted masks."""
         write_overlays(out_dir, batches, dataset, labels)
+
+    @classmethod
+    def prediction_format(cls):
+        from tasks.semantic_segmentation.predictions import PREDICTIONS  # imports this module: loaded on first use
+
+        return type(PREDICTIONS)()  # a fresh one: a format keeps what it skipped while reading
 
     @classmethod
     def demo(cls) -> DemoSpec:

@@ -4,14 +4,24 @@ from __future__ import annotations
 import gradio as gr
 
 from shared.serving.demo import token_limit
+from shared.serving.examples import ValidationSource, spread
 from shared.task import DemoSpec
 
-EXAMPLES = [  # product and film reviews, none of them from the sample data
+EXAMPLES = [  # product and film reviews, none of them from the sample data; shown without validation data
     ["The blender is loud, but it crushes ice in seconds. Love it."],
     ["Stopped working after two days. A complete waste of money."],
     ["It does the job. Nothing special, nothing bad."],
     ["One of the warmest, funniest films of the year."],
 ]
+
+
+def examples_from(source: ValidationSource, n: int) -> list[list[str]]:
+    """Validation texts taken in turn from each label, one per label first (a pair model's first text only: the
+    demo takes one)."""
+    rows = source.rows
+    labels = rows["label"] if "label" in rows.column_names else [0] * len(rows)
+    texts = rows[source.cfg.text_column]
+    return [[texts[i]] for i in spread(labels, n)]
 
 
 def predict_batch(pipe, rows: list[tuple]) -> list:
@@ -24,7 +34,7 @@ def predict_batch(pipe, rows: list[tuple]) -> list:
 
 
 def demo_spec() -> DemoSpec:
-    return DemoSpec(
+    spec = DemoSpec(
         pipeline_tag="text-classification",
         inputs=lambda: [gr.Textbox(label="Text", lines=3, placeholder="Type or paste a sentence, then press Run")],
         outputs=lambda: [gr.Label(label="Label scores", num_top_classes=5)],
@@ -36,3 +46,5 @@ def demo_spec() -> DemoSpec:
                     "(512 tokens for MiniLM) is not read.",
         max_chars=5000,
     )
+    spec.examples_from = examples_from
+    return spec

@@ -26,7 +26,7 @@ class TextClassificationConfig(TrainConfig):
     text_column: str = "text"
     text_pair_column: Optional[str] = field(default=None, metadata={"help": "Second sentence column for pair tasks."})
     label_column: str = "label"
-    max_seq_length: int = 128
+    max_seq_length: int = field(default=128, metadata={"help": "Tokens per row (longer texts are cut).", "range": "[1, inf)"})
     problem_type: Literal["auto", "single_label_classification", "regression"] = field(
         default="auto", metadata={"help": "auto: regression when the labels are non-integer numbers."})
     group_by_length: bool = field(default=True, metadata={"help": "Batch similar lengths together (less padding)."})
@@ -168,6 +168,12 @@ class TextClassification(Task):
         return MetricSpec(load_metric("classification"), main)
 
     # ------------------------------------------------------------------ demo
+    @classmethod
+    def prediction_format(cls):
+        from tasks.text_classification.predictions import PREDICTIONS  # imports this module: loaded on first use
+
+        return type(PREDICTIONS)()  # a fresh one: a format keeps what it skipped while reading
+
     @classmethod
     def demo(cls) -> DemoSpec:
         from tasks.text_classification.demo import demo_spec  # gradio is the [demo] extra: imported only here

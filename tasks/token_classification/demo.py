@@ -4,14 +4,20 @@ from __future__ import annotations
 import gradio as gr
 
 from shared.serving.demo import token_limit
+from shared.serving.examples import ValidationSource
 from shared.task import DemoSpec
 
-EXAMPLES = [  # none of them from the sample data
+EXAMPLES = [  # none of them from the sample data; shown without validation data
     ["Ada Lovelace worked with Charles Babbage in London."],
     ["Greenpeace protested outside the offices of Shell in The Hague on Friday."],
     ["Kenji Sato moved from Osaka to Vancouver to join Microsoft."],
 ]
 COLUMNS = ["entity", "type", "score", "start", "end"]
+
+
+def examples_from(source: ValidationSource, n: int) -> list[list[str]]:
+    """The first validation sentences, their words joined by spaces."""
+    return [[" ".join(tokens)] for tokens in source.rows.select(range(min(n, len(source.rows))))["tokens"]]
 
 
 def predict_batch(pipe, rows: list[tuple]) -> list:
@@ -32,7 +38,7 @@ def predict_batch(pipe, rows: list[tuple]) -> list:
 
 
 def demo_spec() -> DemoSpec:
-    return DemoSpec(
+    spec = DemoSpec(
         pipeline_tag="token-classification",
         inputs=lambda: [gr.Textbox(label="Text", lines=4, placeholder="Type or paste text, then press Run")],
         outputs=lambda: [gr.HighlightedText(label="Entities in the text", combine_adjacent=False),
@@ -45,3 +51,5 @@ def demo_spec() -> DemoSpec:
                     "over each entity's sub-tokens. Text past the model's length limit is tagged in windows.",
         max_chars=5000,
     )
+    spec.examples_from = examples_from
+    return spec

@@ -32,8 +32,10 @@ class TokenClassificationConfig(TrainConfig):
     warmup_ratio: float = 0.06
     tokens_column: str = field(default="tokens", metadata={"help": "JSONL / hub column holding the words."})
     tags_column: Optional[str] = field(default=None, metadata={"help": "Column of tags; default: tags or ner_tags."})
-    max_seq_length: int = field(default=128, metadata={"help": "Sub-tokens per window; longer sentences are split."})
-    doc_stride: int = field(default=32, metadata={"help": "Sub-tokens shared by consecutive windows of a long sentence."})
+    max_seq_length: int = field(default=128, metadata={"help": "Sub-tokens per window; longer sentences are split.",
+                                                       "range": "[1, inf)"})
+    doc_stride: int = field(default=32, metadata={"help": "Sub-tokens shared by consecutive windows of a long sentence; "
+                                                          "below max_seq_length / 2.", "range": "[0, inf)"})
     label_all_tokens: bool = field(default=False, metadata={
         "help": "Train every sub-token of a word on its tag (B-X becomes I-X after the first); default: the first only."})
     group_by_length: bool = field(default=True, metadata={"help": "Batch similar lengths together (less padding)."})
@@ -185,6 +187,12 @@ class TokenClassification(Task):
 
         predictions, references, _ = self.word_tags(batches, dataset)
         write_report(Path(out_dir), dataset["tokens"], references, predictions)
+
+    @classmethod
+    def prediction_format(cls):
+        from tasks.token_classification.predictions import PREDICTIONS  # imports this module: loaded on first use
+
+        return type(PREDICTIONS)()  # a fresh one: a format keeps what it skipped while reading
 
     @classmethod
     def demo(cls) -> DemoSpec:

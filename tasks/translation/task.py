@@ -34,37 +34,42 @@ class TranslationConfig(TrainConfig):
     source_lang: Optional[str] = field(default=None, metadata={"help": "Source key in the data (e.g. de)."})
     target_lang: Optional[str] = field(default=None, metadata={"help": "Target key in the data (e.g. en)."})
     source_prefix: str = field(default="", metadata={"help": "Prepended to every source, e.g. 'translate German to English: '."})
-    max_source_length: int = 128
-    max_target_length: int = 128
+    max_source_length: int = field(default=128, metadata={"help": "Source tokens per row (longer ones are cut).",
+                                                          "range": "[1, inf)"})
+    max_target_length: int = field(default=128, metadata={"help": "Target tokens per row (longer ones are cut).",
+                                                          "range": "[1, inf)"})
     max_position_embeddings: int = field(default=512, metadata={"help": (
-        f"{SCRATCH}: tokens the model can take in and put out (its position table), whatever the training length.")})
-    generation_max_length: Optional[int] = field(default=None, metadata={"help": "Default: max_target_length."})
-    num_beams: int = 4
+        f"{SCRATCH}: tokens the model can take in and put out (its position table), whatever the training length."),
+        "range": "[1, inf)"})
+    generation_max_length: Optional[int] = field(default=None, metadata={"help": "Default: max_target_length.",
+                                                                         "range": "[1, inf)"})
+    num_beams: int = field(default=4, metadata={"help": "Beam width of generation (1: greedy).", "range": "[1, inf)"})
     # generation settings saved with the model, so evaluation and the pipeline decode alike (README: measured)
-    no_repeat_ngram_size: int = field(default=0, metadata={"help": "No n-gram of this size twice in an output (0: off)."})
-    repetition_penalty: float = field(default=1.0, metadata={"help": "Above 1 lowers tokens already generated."})
-    length_penalty: float = field(default=1.0, metadata={"help": "Beam search: above 1 favours longer outputs."})
+    no_repeat_ngram_size: int = field(default=0, metadata={"help": "No n-gram of this size twice in an output (0: off).",
+                                                           "range": "[0, inf)"})
+    repetition_penalty: float = field(default=1.0, metadata={"help": "Above 1 lowers tokens already generated.",
+                                                             "range": "(0, inf)"})
+    length_penalty: float = field(default=1.0, metadata={
+        "help": "Beam search: above 1 favours longer outputs.", "range": "(-inf, inf)"})
     group_by_length: bool = True  # similar lengths per batch: dynamic padding then wastes little
     learning_rate: float = 5e-4  # from-scratch default; warm-started models want ~5e-5
     warmup_ratio: float = 0.1
     label_smoothing: float = 0.1
     # marian-scratch size
-    vocab_size: int = field(default=8000, metadata={"help": f"{SCRATCH}: joint BPE vocabulary size."})
-    d_model: int = 256
-    encoder_layers: int = 3
-    decoder_layers: int = 3
-    attention_heads: int = 4
-    ffn_dim: int = 1024
-    dropout: float = 0.1
-    num_report_samples: int = field(default=50, metadata={"help": "Translations listed in samples.md."})
+    vocab_size: int = field(default=8000, metadata={"help": f"{SCRATCH}: joint BPE vocabulary size.", "range": "[1, inf)"})
+    d_model: int = field(default=256, metadata={"help": f"{SCRATCH}: width, a multiple of --attention_heads.",
+                                                "range": "[1, inf)"})
+    encoder_layers: int = field(default=3, metadata={"help": f"{SCRATCH}: encoder layers.", "range": "[1, inf)"})
+    decoder_layers: int = field(default=3, metadata={"help": f"{SCRATCH}: decoder layers.", "range": "[1, inf)"})
+    attention_heads: int = field(default=4, metadata={"help": f"{SCRATCH}: attention heads.", "range": "[1, inf)"})
+    ffn_dim: int = field(default=1024, metadata={"help": f"{SCRATCH}: feed-forward width.", "range": "[1, inf)"})
+    dropout: float = field(default=0.1, metadata={"help": f"{SCRATCH}: dropout.", "range": "[0, 1)"})
+    num_report_samples: int = field(default=50, metadata={"help": "Translations listed in samples.md.", "range": "[0, inf)"})
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.num_beams < 1:
-            raise ConfigError(f"--num_beams must be >= 1, got {self.num_beams}")
-        if self.no_repeat_ngram_size < 0 or self.repetition_penalty <= 0:
-            raise ConfigError(f"--no_repeat_ngram_size must be >= 0 and --repetition_penalty > 0, got "
-                              f"{self.no_repeat_ngram_size} and {self.repetition_penalty}")
+        if self.model_name_or_path == SCRATCH and self.d_model % self.attention_heads:
+            raise ConfigError(f"--d_model {self.d_model} must be a multiple of --attention_heads {self.attention_heads}")
         if self.use_peft and self.model_name_or_path == SCRATCH:
             raise ConfigError("--use_peft adapts pretrained weights, and marian-scratch starts from random ones: "
                               "train it in full, or give a pretrained --model_name_or_path")
@@ -222,8 +227,16 @@ class Translation(Task):
         (run_dir / "samples.md").write_text(f"| source | reference | prediction |\n|---|---|---|\n{table}\n")
 
     @classmethod
+    def prediction_format(cls):
+        from tasks.translation.predictions import PREDICTIONS  # imports this module: loaded on first use
+
+        return type(PREDICTIONS)()  # a fresh one: a format keeps what it skipped while reading
+
+    @classmethod
     def demo(cls) -> DemoSpec:
         import gradio as gr
+
+        from tasks.translation.demo import examples_from
 
         def predict(pipe, text: str, beams: float):
             result = pipe(text, num_beams=int(beams))[0]  # long text: translated a sentence at a time
@@ -235,7 +248,8 @@ class Translation(Task):
                         inputs=lambda: [gr.Textbox(label="Source text", lines=3),
                                         gr.Slider(1, 8, value=4, step=1, label="Beams")],
                         outputs=lambda: [gr.Textbox(label="Translation")],
-                        examples=[[row["translation"][SOURCE_LANG], 4] for row in make_pairs(3, seed=7)])
+                        examples=[[row["translation"][SOURCE_LANG], 4] for row in make_pairs(3, seed=7)],
+                        examples_from=examples_from)
 
 
 def _sample(n: int, seed: int) -> Dataset:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from gradio_client import Client, handle_file
@@ -11,6 +12,7 @@ from gradio_client.exceptions import AppError
 from shared.serving.demo import main, serve_all, train_command
 from shared.task import get_task, list_tasks
 from tests.apps.conftest import IMAGE_CLASSES, NEGATIVE_TEXT, POSITIVE_TEXT, TRAINERS
+from tests.helpers import toy_reviews
 
 pytestmark = pytest.mark.slow
 
@@ -123,7 +125,26 @@ def test_image_app_scales_a_huge_image_down_and_classifies_it(image_app, models_
     assert _client(image_app).predict(handle_file(str(huge)), api_name="/predict")["label"] == "stripes"
 
 
-def test_image_app_ships_project_made_examples(image_app):
+def test_image_app_offers_the_models_validation_images(image_app, models_dir):
+    """The run's config.yaml names its --validation_dir: one image per class in turn."""
     config = _client(image_app).config
     dataset = next(c for c in config["components"] if c.get("type") == "dataset")
-    assert len(dataset["props"]["samples"]) == 4  # one drawn shape per class of the embedded sample data
+    validation = _shape_image(models_dir, "circle").parents[1]
+    assert dataset["props"]["label"] == f"Examples from the validation data: {validation}"
+    samples = [Path(sample["path"]).read_bytes() for sample, in dataset["props"]["samples"]]
+    expected = [f"{name}/00{i}.png" for i in (0, 1) for name in IMAGE_CLASSES]
+    assert samples == [(validation / name).read_bytes() for name in expected]
+
+
+def test_text_app_offers_the_models_validation_texts(text_app, models_dir):
+    config = _client(text_app).config
+    dataset = next(c for c in config["components"] if c.get("type") == "dataset")
+    validation = next(models_dir.parent.glob("data_text_classification*/validation.csv"))
+    assert dataset["props"]["label"] == f"Examples from the validation data: {validation}"
+    assert [text for text, in dataset["props"]["samples"]] == [text for text, _ in toy_reviews(30, 2)[:6]]
+
+
+@pytest.mark.parametrize("app, names", [("text_app", ["text"]), ("image_app", ["image"])])
+def test_the_api_names_the_inputs(app, names, request):
+    info = _client(request.getfixturevalue(app)).view_api(print_info=False, return_format="dict")
+    assert [p["parameter_name"] for p in info["named_endpoints"]["/predict"]["parameters"]] == names

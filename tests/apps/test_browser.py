@@ -12,6 +12,7 @@ from PIL import Image
 
 from tests.apps.conftest import IMAGE_CLASSES, NEGATIVE_TEXT, POSITIVE_TEXT, tiny_dense_detector
 from tests.apps.server import ROOT, serve
+from tests.helpers import toy_reviews
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
@@ -93,10 +94,11 @@ def test_text_app_in_the_browser(page, text_app, models_dir, tmp_path):
 
 
 def test_example_sentences_fill_the_input(page, text_app):
+    """The examples are the model's validation texts (the run's --validation_file)."""
     page.goto(text_app)
-    page.get_by_text("Stopped working after two days.").first.click()
-    sync_api.expect(page.locator("textarea").first).to_have_value(
-        "Stopped working after two days. A complete waste of money.")
+    sentence = toy_reviews(30, 2)[1][0]
+    page.get_by_text(sentence, exact=True).first.click()
+    sync_api.expect(page.locator("textarea").first).to_have_value(sentence)
 
 
 def test_launcher_in_the_browser(page, launcher_app, tmp_path):

@@ -1,6 +1,8 @@
 """The segmentation app on loopback, driven with gradio_client: a coloured overlay with its legend, shares, bad input."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from gradio_client import Client, handle_file
@@ -69,6 +71,31 @@ def test_app_draws_the_mask_with_a_legend_and_class_shares(segmentation_app, seg
     assert set(shown) == set(labels) and sum(shown.values()) == pytest.approx(1.0, abs=1e-3)
     truth = np.asarray(Image.open(segmentation_model[1] / "validation" / "masks" / "000.png"))
     assert shown["background"] == pytest.approx((truth == 0).mean(), abs=0.15)
+
+
+def test_the_mask_is_translucent_over_the_photo(segmentation_app, segmentation_model):
+    """Where a class is drawn, the page shows the photo through its colour (mask alpha below 1)."""
+    image = segmentation_model[1] / "validation" / "images" / "000.png"
+    overlay, _ = _client(segmentation_app).predict(handle_file(str(image)), api_name="/predict")
+    base = np.asarray(Image.open(overlay["image"]["path"]).convert("RGB"), dtype=np.float32)
+    for annotation in overlay["annotations"]:
+        layer = np.asarray(Image.open(annotation["image"]["path"]).convert("RGBA"), dtype=np.float32)
+        drawn = layer[..., 3] > 0
+        assert drawn.any() and np.allclose(layer[..., 3][drawn], 255 * 0.55, atol=1)
+        alpha = layer[..., 3:] / 255
+        shown = (base * (1 - alpha) + layer[..., :3] * alpha)[drawn]
+        assert np.abs(shown - layer[..., :3][drawn]).max() > 10  # not the pure class colour: the photo shows
+
+
+def test_app_offers_the_models_validation_images_with_named_inputs(segmentation_app, segmentation_model):
+    client = _client(segmentation_app)
+    dataset = next(c for c in client.config["components"] if c.get("type") == "dataset")
+    validation = segmentation_model[1] / "validation"
+    assert dataset["props"]["label"] == f"Examples from the validation data: {validation}"
+    samples = [Path(sample["path"]).read_bytes() for sample, in dataset["props"]["samples"]]
+    assert samples == [(validation / "images" / f"{i:03d}.png").read_bytes() for i in (0, 1, 2, 4, 5, 6)]  # spread
+    info = client.view_api(print_info=False, return_format="dict")
+    assert [p["parameter_name"] for p in info["named_endpoints"]["/predict"]["parameters"]] == ["image"]
 
 
 def test_a_non_image_upload_gets_a_friendly_message(segmentation_app, tmp_path):

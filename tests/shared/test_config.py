@@ -58,3 +58,28 @@ def test_fp16_on_a_cpu_only_machine_is_refused(monkeypatch):
     assert resolve_mixed_precision("auto") == "no"  # AVX2-only CPUs: bf16 autocast is slower than fp32
     monkeypatch.setattr("shared.toolkit.runtime.cpu_has_native_bf16", lambda: True)
     assert resolve_mixed_precision("auto") == "bf16"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("learning_rate: null\n", r"^--config .*r\.yaml: learning_rate: null is not a value of this option; leave the key"),
+    ("learning_rate: [0.1, 0.2]\n", r"^--config .*r\.yaml: learning_rate: expected one value, got a list \[0\.1, 0\.2\]$"),
+    ("run_name: {a: 1}\n", r"^--config .*r\.yaml: run_name: expected a value, got a mapping \{'a': 1\}$"),
+    ("config: other.yaml\n", r"^--config .*r\.yaml: a recipe cannot name another recipe \(config: other\.yaml\)"),
+    ("1: 2\nlearning_rate: 0.1\n", r"^--config .*r\.yaml: unknown option\(s\) \['1'\]"),
+])
+def test_recipe_values_no_flag_could_give_are_refused_naming_the_file(tmp_path, text, message):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        parse_config(TrainConfig, ["--config", str(recipe)])
+
+
+def test_recipe_values_are_parsed_as_flags_keep_dashes_and_nulls_where_allowed(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("run_name: -first\nlr_end: -0.0\nmax_train_steps: null\nseed: 7\n")
+    cfg = parse_config(TrainConfig, ["--config", str(recipe), "--seed", "8"])
+    assert (cfg.run_name, cfg.lr_end, cfg.max_train_steps, cfg.seed) == ("-first", 0.0, None, 8)
+    binary = tmp_path / "b.yaml"
+    binary.write_bytes(b"\xff\xfe\x00bad")
+    with pytest.raises(ConfigError, match=r"b\.yaml: not valid YAML"):
+        parse_config(TrainConfig, ["--config", str(binary)])
