@@ -212,11 +212,20 @@ class Task:
     def eval_report(self, out_dir, batches: list[tuple], dataset, labels: list[str] | None) -> None:
         """Optional figures or files from the final evaluation (misclassified images, overlays, samples)."""
 
+    # "module:NAME" of the task's prediction file format (a shared.serving.predict.Predictions), imported on
+    # first use: the task's predictions module imports the task's own
+    predictions: str = ""
+
     @classmethod
     def prediction_format(cls):
-        """The task's prediction file format (a shared.serving.predict.Predictions), which predict.py, the demo's
-        examples and evaluation on new files read inputs through; None for a task without one."""
-        return None
+        """A fresh copy of the task's prediction format (one keeps what it skipped while reading), through which
+        predict.py and the demo's examples read inputs; None for a task without one."""
+        if not cls.predictions:
+            return None
+        import importlib
+
+        module, _, name = cls.predictions.partition(":")
+        return type(getattr(importlib.import_module(module), name))()
 
     @classmethod
     def demo(cls) -> DemoSpec | None:

@@ -80,6 +80,7 @@ class ImageClassificationConfig(VisionConfig):
 class ImageClassification(Task):
     config_class = ImageClassificationConfig
     pipeline_tag = "image-classification"
+    predictions = "tasks.image_classification.predictions:PREDICTIONS"
 
     def __init__(self, cfg):
         super().__init__(cfg)
@@ -243,12 +244,6 @@ class ImageClassification(Task):
         plot_image_grid(images, titles[:MAX_REPORTED_ERRORS], Path(out_dir) / "misclassified.png")
 
     # ------------------------------------------------------------------ demo
-    @classmethod
-    def prediction_format(cls):
-        from tasks.image_classification.predictions import PREDICTIONS  # imports this module: loaded on first use
-
-        return type(PREDICTIONS)()  # a fresh one: a format keeps what it skipped while reading
-
     @classmethod
     def demo(cls) -> DemoSpec:
         from tasks.image_classification.demo import demo_spec  # gradio is the [demo] extra: imported only here

@@ -114,6 +114,7 @@ class BoxDecoder:
 class ObjectDetection(Task):
     config_class = ObjectDetectionConfig
     pipeline_tag = "object-detection"
+    predictions = "tasks.object_detection.predictions:PREDICTIONS"
 
     def __init__(self, cfg):
         super().__init__(cfg)
@@ -264,12 +265,6 @@ class ObjectDetection(Task):
         if curves:
             plot_pr_curves(curves, list(np.linspace(0, 1, 101)), Path(out_dir) / "precision_recall.png",
                            "Precision-recall at IoU 0.5")
-
-    @classmethod
-    def prediction_format(cls):
-        from tasks.object_detection.predictions import PREDICTIONS  # imports this module: loaded on first use
-
-        return type(PREDICTIONS)()  # a fresh one: a format keeps what it skipped while reading
 
     @classmethod
     def demo(cls) -> DemoSpec:

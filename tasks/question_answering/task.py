@@ -52,6 +52,7 @@ class QuestionAnsweringConfig(TrainConfig):
 class QuestionAnswering(Task):
     config_class = QuestionAnsweringConfig
     pipeline_tag = TAG
+    predictions = "tasks.question_answering.predictions:PREDICTIONS"
 
     # ------------------------------------------------------------------ data
     def load_data(self) -> TaskData:
@@ -165,12 +166,6 @@ class QuestionAnswering(Task):
         # The engine hands reports the run's plots/ folder; predictions belong beside results.json.
         path = Path(out_dir).parent / "predictions.json"
         path.write_text(json.dumps(self.predict_answers(batches, dataset), indent=1, ensure_ascii=False))
-
-    @classmethod
-    def prediction_format(cls):
-        from tasks.question_answering.predictions import PREDICTIONS  # imports this module: loaded on first use
-
-        return type(PREDICTIONS)()  # a fresh one: a format keeps what it skipped while reading
 
     @classmethod
     def demo(cls) -> DemoSpec:

@@ -82,6 +82,7 @@ class SegmentationData(TaskData):
 class SemanticSegmentation(Task):
     config_class = SemanticSegmentationConfig
     pipeline_tag = "image-segmentation"
+    predictions = "tasks.semantic_segmentation.predictions:PREDICTIONS"
     reference_pad_value = IGNORE  # masks of other sizes on another process: the padding is never scored
 
     def __init__(self, cfg):
@@ -188,12 +189,6 @@ class SemanticSegmentation(Task):
     def eval_report(self, out_dir, batches, dataset, labels) -> None:
         """plots/overlays.png: validation images with their true and predicted masks."""
         write_overlays(out_dir, batches, dataset, labels)
-
-    @classmethod
-    def prediction_format(cls):
-        from tasks.semantic_segmentation.predictions import PREDICTIONS  # imports this module: loaded on first use
-
-        return type(PREDICTIONS)()  # a fresh one: a format keeps what it skipped while reading
 
     @classmethod
     def demo(cls) -> DemoSpec:

@@ -37,6 +37,7 @@ class TextClassificationConfig(TrainConfig):
 class TextClassification(Task):
     config_class = TextClassificationConfig
     pipeline_tag = "text-classification"
+    predictions = "tasks.text_classification.predictions:PREDICTIONS"
 
     # ------------------------------------------------------------------ data
     def load_data(self) -> TaskData:
@@ -168,12 +169,6 @@ class TextClassification(Task):
         return MetricSpec(load_metric("classification"), main)
 
     # ------------------------------------------------------------------ demo
-    @classmethod
-    def prediction_format(cls):
-        from tasks.text_classification.predictions import PREDICTIONS  # imports this module: loaded on first use
-
-        return type(PREDICTIONS)()  # a fresh one: a format keeps what it skipped while reading
-
     @classmethod
     def demo(cls) -> DemoSpec:
         from tasks.text_classification.demo import demo_spec  # gradio is the [demo] extra: imported only here

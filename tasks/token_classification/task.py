@@ -52,6 +52,7 @@ class TokenClassificationConfig(TrainConfig):
 class TokenClassification(Task):
     config_class = TokenClassificationConfig
     pipeline_tag = "token-classification"
+    predictions = "tasks.token_classification.predictions:PREDICTIONS"
     reference_pad_value = IGNORE
 
     # ------------------------------------------------------------------ data
@@ -187,12 +188,6 @@ class TokenClassification(Task):
 
         predictions, references, _ = self.word_tags(batches, dataset)
         write_report(Path(out_dir), dataset["tokens"], references, predictions)
-
-    @classmethod
-    def prediction_format(cls):
-        from tasks.token_classification.predictions import PREDICTIONS  # imports this module: loaded on first use
-
-        return type(PREDICTIONS)()  # a fresh one: a format keeps what it skipped while reading
 
     @classmethod
     def demo(cls) -> DemoSpec:

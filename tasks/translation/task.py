@@ -95,6 +95,7 @@ class TranslationData(TaskData):
 class Translation(Task):
     config_class = TranslationConfig
     pipeline_tag = TAG
+    predictions = "tasks.translation.predictions:PREDICTIONS"
 
     def __init__(self, cfg):
         super().__init__(cfg)
@@ -225,12 +226,6 @@ class Translation(Task):
         table = "\n".join(f"| {r['source']} | {r['reference']} | {r['prediction']} |"
                           for r in rows[:self.cfg.num_report_samples])
         (run_dir / "samples.md").write_text(f"| source | reference | prediction |\n|---|---|---|\n{table}\n")
-
-    @classmethod
-    def prediction_format(cls):
-        from tasks.translation.predictions import PREDICTIONS  # imports this module: loaded on first use
-
-        return type(PREDICTIONS)()  # a fresh one: a format keeps what it skipped while reading
 
     @classmethod
     def demo(cls) -> DemoSpec:
