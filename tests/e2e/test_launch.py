@@ -130,6 +130,10 @@ references = gather_eval_outputs(accelerator, masks, pad_value=255)
 if accelerator.is_main_process:
     print(f"processes {accelerator.num_processes}")
     print("GATHERED " + json.dumps({"predictions": predictions.tolist(), "references": references.tolist()}))
+# Both ranks leave the process group together: a rank exiting while the other still tears down gloo was
+# seen to abort (exit -6) on a loaded machine.
+accelerator.wait_for_everyone()
+torch.distributed.destroy_process_group()
 """
 
 

@@ -160,6 +160,25 @@ def test_two_processes_score_every_word_once(tiny_tagger_dir, tmp_path):
     assert scored["predict_f1"] == pytest.approx(results["last_eval_f1"])
 
 
+@pytest.mark.slow
+def test_hyperparameter_search_tunes_the_entity_f1(tiny_tagger_dir, tmp_path):
+    """--hpo_trials on the tagger: two short trials, each scored by its entity F1, the study table written."""
+    pytest.importorskip("optuna")
+    import csv
+
+    from accelerate.state import AcceleratorState, GradientState
+
+    train, validation = _toy_files(tmp_path)
+    summary = main("token_classification", _args(tiny_tagger_dir, train, validation, tmp_path / "out", "--hpo_trials",
+                                                 "2", "--num_train_epochs", "1", "--run_name", "study"))
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    with (tmp_path / "out" / "study" / "study.csv").open() as handle:
+        assert len(list(csv.DictReader(handle))) == 2
+    assert summary["trials"] == 2 and summary["main_metric"] == "f1" and 0.0 <= summary["best_metric"] <= 1.0
+    assert (tmp_path / "out" / "study" / "trial_0000" / "best" / "config.json").is_file()
+
+
 # ------------------------------------------------------------------ accelerate launch, kill and resume
 KILLER = """
 import os, signal, sys
