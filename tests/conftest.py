@@ -20,17 +20,24 @@ from tests.helpers import toy_reviews, write_csv  # noqa: E402
 
 @pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory) -> Path:
-    """A 2-layer, 32-wide BERT with a WordPiece tokenizer trained on the toy vocabulary."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    """A 2-layer, 32-wide BERT with a WordPiece vocabulary of the toy words, their letters and letter pieces.
+
+    Built in sorted order, not by tokenizers' WordPiece trainer: the trainer breaks ties in another order in
+    every process, so token ids (and with them the tiny model's results) changed from run to run.
+    """
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
 
     out = tmp_path_factory.mktemp("tiny_bert")
     corpus = [text for text, _ in toy_reviews(400, seed=0)] + ["the a is and of to in question answer context"]
-    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    normalizer, splitter = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+    words = sorted({word for text in corpus for word, _ in splitter.pre_tokenize_str(normalizer.normalize_str(text))})
+    letters = sorted({c for word in words for c in word})
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tokenizer.train_from_iterator(corpus, trainers.WordPieceTrainer(vocab_size=200, special_tokens=specials))
+    vocab = specials + letters + [f"##{c}" for c in letters] + [w for w in words if w not in letters]
+    tokenizer = Tokenizer(models.WordPiece({token: i for i, token in enumerate(vocab)}, unk_token="[UNK]"))
+    tokenizer.normalizer = normalizer
+    tokenizer.pre_tokenizer = splitter
     tokenizer.save(str(out / "tokenizer.json"))
     fast = BertTokenizerFast(tokenizer_file=str(out / "tokenizer.json"))
     fast.save_pretrained(out)
