@@ -23,7 +23,7 @@ from shared.inputs.vision import (VisionConfig, adaptable_layers, backbone_rates
 from tasks.object_detection.data import (BoxAugment, BoxCounts, check_hub_split, hub_label_names,
                                          load_coco_folders, normalised_centres)
 from tasks.object_detection.drawing import draw_detections
-from tasks.object_detection.models import ARCHITECTURES, build_detector, build_processor
+from tasks.object_detection.models import build_detector, build_processor
 from tasks.object_detection.sample_data import default_dataset
 
 REPORTED_IMAGES = 8  # validation images drawn with their predictions in plots/predictions.png

@@ -4,12 +4,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import datasets
-import torch
 
 from shared.inputs.data import DataError
 from shared.serving.predict import JsonLinesWriter, Predictions, Writer
 from tasks.token_classification import data as reader
-from tasks.token_classification.alignment import continuation_ids, encode_windows, entities, window_predictions, \
+from tasks.token_classification.alignment import encode_windows, entities, window_predictions, \
     word_predictions
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
