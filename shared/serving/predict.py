@@ -5,7 +5,6 @@ import argparse
 import dataclasses
 import json
 import os
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -37,126 +36,23 @@ class PredictArguments:
     max_predict_samples: Optional[int] = field(default=None, metadata={"help": "Predict only the first N inputs."})
 
 
-# ---------------------------------------------------------------- writers: a temporary name, renamed when complete
-class Writer:
-    """Streams records to `<dir>/.<name>.partial`; commit() renames it to the final name, abort() removes it."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.tmp = self.path.with_name(f".{self.path.name}.partial")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.handle = self.tmp.open("w", newline="", encoding="utf-8")
-
-    def write(self, records: list) -> None:
-        raise NotImplementedError
-
-    def finish(self) -> None:
-        """Closing text (a JSON bracket) before the rename."""
-
-    def commit(self) -> None:
-        self.finish()
-        self.handle.close()
-        os.replace(self.tmp, self.path)
-
-    def abort(self) -> None:
-        self.handle.close()
-        self.tmp.unlink(missing_ok=True)
-
-
-class JsonLinesWriter(Writer):
-    def write(self, records: list) -> None:
-        self.handle.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-
-
-class CsvWriter(Writer):
-    def __init__(self, path: str | Path, columns: list[str]):
-        import csv
-
-        super().__init__(path)
-        self.rows = csv.DictWriter(self.handle, fieldnames=columns)
-        self.rows.writeheader()
-
-    def write(self, records: list) -> None:
-        self.rows.writerows(records)
-
-
-class JsonListWriter(Writer):
-    """A JSON array written one element at a time (COCO results)."""
-
-    def __init__(self, path: str | Path):
-        super().__init__(path)
-        self.handle.write("[")
-        self.count = 0
-
-    def write(self, records: list) -> None:
-        for record in records:
-            self.handle.write(("," if self.count else "") + "\n" + json.dumps(record, ensure_ascii=False))
-            self.count += 1
-
-    def finish(self) -> None:
-        self.handle.write("\n]\n")
-
-
-class JsonMapWriter(Writer):
-    """A JSON object written one (key, value) pair at a time (SQuAD predictions.json)."""
-
-    def __init__(self, path: str | Path):
-        super().__init__(path)
-        self.handle.write("{")
-        self.count = 0
-
-    def write(self, records: list) -> None:
-        for key, value in records:
-            self.handle.write(("," if self.count else "") + f"\n{json.dumps(key)}: "
-                              f"{json.dumps(value, ensure_ascii=False)}")
-            self.count += 1
-
-    def finish(self) -> None:
-        self.handle.write("\n}\n")
-
-
-class FolderWriter:
-    """Files (name, PIL image) saved into `<parent>/.<name>.partial/`, renamed to the folder at the end."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.tmp = self.path.with_name(f".{self.path.name}.partial")
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        self.tmp.mkdir(parents=True)
-
-    def write(self, records: list) -> None:
-        for name, image in records:
-            image.save(self.tmp / name)
-
-    def commit(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
-        os.replace(self.tmp, self.path)
-
-    def abort(self) -> None:
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-class Writers:
-    """Several outputs written and committed together (QA: predictions.json and its JSONL)."""
-
-    def __init__(self, *writers):
-        self.writers = [w for w in writers if w is not None]
-
-    def write(self, records: list) -> None:
-        raise NotImplementedError  # the format splits its records between writers itself
-
-    def commit(self) -> None:
-        for writer in self.writers:
-            writer.commit()
-
-    def abort(self) -> None:
-        for writer in self.writers:
-            writer.abort()
-
-
 # ---------------------------------------------------------------- the format hooks of a task
+@dataclass
+class Inputs:
+    """What one run's read() found: its state, kept here because a format object is shared by every run."""
+
+    rows: Any  # a Dataset in the task's validation-split shape
+    labelled: bool  # whether the rows carry labels (then the predictions are scored)
+    skipped: list[str] = field(default_factory=list)  # one message per unreadable image left out, counted at the end
+
+    def __iter__(self):
+        """`rows, labelled = fmt.read(...)` for a caller that needs neither the count nor the messages."""
+        return iter((self.rows, self.labelled))
+
+
 class Predictions:
-    """What a task's predictions.py supplies: reading inputs and writing records. Defaults run the eval hooks."""
+    """What a task's predictions.py supplies: reading inputs and writing records. Defaults run the eval hooks.
+    A format keeps no state between calls (one object serves every run in a process): read() returns the run's."""
 
     options_class: type = PredictArguments
     suffixes: tuple[str, ...] = ()  # accepted --output suffixes; () = a folder
@@ -173,8 +69,8 @@ class Predictions:
         """The TaskData the saved model implies: its labels, and what load_data would derive from training data."""
         return TaskData({}, labels=labels)
 
-    def read(self, task: Task, cfg, opts, labels: list[str] | None):
-        """(raw rows as a Dataset in the task's validation-split shape, whether they carry labels)."""
+    def read(self, task: Task, cfg, opts, labels: list[str] | None) -> Inputs:
+        """The raw rows, whether they carry labels, and the unreadable images left out (readable_images)."""
         raise NotImplementedError
 
     def build(self, task: Task, cfg, labels: list[str] | None):
@@ -201,10 +97,6 @@ class Predictions:
 
     def metrics(self, task: Task, cfg, batches: list[tuple], raw, labels: list[str] | None) -> dict:
         return task.compute_metrics(task.metric(labels), batches, raw)
-
-    def summary(self) -> str:
-        """A line printed at the end (skipped images, files drawn)."""
-        return ""
 
 
 # ---------------------------------------------------------------- helpers for the formats
@@ -279,7 +171,8 @@ def predict(task: Task, fmt: Predictions, cfg, opts) -> dict:
     with accelerator.main_process_first():
         processor, model = fmt.build(task, cfg, labels)
         started = time.perf_counter()  # the rate counts reading, preprocessing, predicting and writing
-        raw, labelled = fmt.read(task, cfg, opts, labels)
+        inputs = fmt.read(task, cfg, opts, labels)
+        raw, labelled = inputs.rows, inputs.labelled
         if opts.max_predict_samples:
             raw = raw.select(range(min(opts.max_predict_samples, len(raw))))
         dataset = fmt.dataset(task, cfg, processor, raw, labelled, data)
@@ -305,7 +198,7 @@ def predict(task: Task, fmt: Predictions, cfg, opts) -> dict:
                     "predict_samples_per_second": round(done / max(seconds, 1e-9), 3),
                     "model": str(cfg.model_name_or_path), "input": str(opts.input)})
     if accelerator.is_main_process:
-        _report(opts, fmt.summary(), results, scalars if labelled else None)
+        _report(opts, inputs.skipped, results, scalars if labelled else None)
     accelerator.end_training()
     return results
 
@@ -383,10 +276,12 @@ def _length_order(dataset) -> list[int]:
     return order
 
 
-def _report(opts, note: str, results: dict, metrics: dict | None) -> None:
-    """predict_results.json when the inputs were scored, and the closing lines."""
+def _report(opts, skipped: list[str], results: dict, metrics: dict | None) -> None:
+    """predict_results.json when the inputs were scored, and the closing lines (with the count of skipped images)."""
     lines = [f"\npredictions  {opts.output}  ({results['predict_samples']} inputs in {results['predict_runtime']:.2f} s, "
-             f"{results['predict_samples_per_second']:.1f} inputs/s)"] + ([note] if note else [])
+             f"{results['predict_samples_per_second']:.1f} inputs/s)"]
+    if skipped:
+        lines.append(f"skipped      {len(skipped)} unreadable image(s); first: {skipped[0]}")
     if metrics is not None:
         path = Path(opts.output).parent / "predict_results.json"
         _write_json(path, results)

@@ -50,18 +50,17 @@ def predict_batch(pipe, rows: list[tuple]) -> list[dict]:
 
 
 def demo_spec() -> DemoSpec:
-    spec = DemoSpec(
+    return DemoSpec(
         pipeline_tag="image-classification",
         inputs=lambda: [gr.Image(label="Image", type="filepath", sources=["upload", "clipboard"])],
         outputs=lambda: [gr.Label(label=f"Top {TOP_K} labels", num_top_classes=TOP_K)],
         predict=lambda pipe, image: predict_batch(pipe, [(image,)])[0],
         predict_batch=predict_batch,
         examples=[[str(path)] for path in example_images()],
+        examples_from=examples_from,
         title="Image classification",
         description=f"The {TOP_K} most likely labels and their scores. The examples are images of the model's "
                     "validation data, one per class, when it is on this machine (else shapes like the embedded "
                     "sample data); upload any photo. Images larger than 2048 pixels a side are scaled down first.",
         max_image_side=2048,
     )
-    spec.examples_from = examples_from
-    return spec

@@ -7,7 +7,8 @@ from pathlib import Path
 import datasets
 
 from shared.inputs.data import DataError, load_table, require_columns, row_name
-from shared.serving.predict import CsvWriter, PredictArguments, Predictions, list_images, readable_images
+from shared.serving.predict import Inputs, PredictArguments, Predictions, list_images, readable_images
+from shared.serving.writers import CsvWriter
 
 MULTI = "multi_label_classification"
 
@@ -20,9 +21,6 @@ class ImagePredictArguments(PredictArguments):
 class ImageClassificationPredictions(Predictions):
     options_class = ImagePredictArguments
     suffixes = (".csv",)
-
-    def __init__(self):
-        self.skipped: list[str] = []  # refilled by each read(), reported by summary()
 
     def labels(self, model_config) -> list[str]:
         names = getattr(model_config, "label_names", None)  # timm wrappers keep their names here
@@ -43,11 +41,11 @@ class ImageClassificationPredictions(Predictions):
             names = [f"{row_name(str(source), i)}: {p}" for i, p in enumerate(paths)]
             values = list(table[cfg.label_column]) if cfg.label_column in table.column_names else None
         kept, skipped = readable_images([str(p) for p in paths], names, opts.strict)
-        self.skipped[:] = skipped
         ids = [self._encode(cfg, values[i], labels, names[i]) for i in kept] if values else None
         default = [] if cfg.problem_type == MULTI else 0
         rows = {"image": [str(paths[i]) for i in kept], "label": ids or [default] * len(kept)}
-        return datasets.Dataset.from_dict(rows).cast_column("image", datasets.Image()), values is not None
+        return Inputs(datasets.Dataset.from_dict(rows).cast_column("image", datasets.Image()), values is not None,
+                      skipped)
 
     @staticmethod
     def _encode(cfg, value, labels: list[str], where: str):
@@ -80,9 +78,6 @@ class ImageClassificationPredictions(Predictions):
                 record[f"label_{rank}"], record[f"score_{rank}"] = labels[index], round(float(scores[index]), 6)
             out.append(record)
         return out
-
-    def summary(self) -> str:
-        return f"skipped      {len(self.skipped)} unreadable image(s); first: {self.skipped[0]}" if self.skipped else ""
 
 
 PREDICTIONS = ImageClassificationPredictions()

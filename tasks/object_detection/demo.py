@@ -44,7 +44,7 @@ def predict_batch(pipe, rows: list[tuple]) -> list:
 
 
 def demo_spec() -> DemoSpec:
-    spec = DemoSpec(
+    return DemoSpec(
         pipeline_tag="object-detection",
         inputs=lambda: [gr.Image(label="Image", type="filepath"),
                         gr.Slider(0.0, 1.0, value=DEFAULT_THRESHOLD, step=0.05, label="Score threshold")],
@@ -52,9 +52,8 @@ def demo_spec() -> DemoSpec:
         predict=lambda pipe, image, threshold: predict_batch(pipe, [(image, threshold)])[0],
         predict_batch=predict_batch,
         examples=_examples(),
+        examples_from=examples_from,
         title="Object detection",
         description="Boxes the model finds with a score at or above the threshold, with their labels and scores. "
                     "Lower the threshold to see less certain detections.",
     )
-    spec.examples_from = examples_from
-    return spec

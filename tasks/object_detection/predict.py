@@ -2,7 +2,6 @@
 --model_name_or_path <run>/best --input images/ --output detections.json [--draw_dir drawn/]`."""
 import tasks  # noqa: F401  (registers every task and the project's pipeline tags)
 from shared.toolkit.cli import predict_main
-from tasks.object_detection.predictions import PREDICTIONS
 
 if __name__ == "__main__":
-    predict_main("object_detection", PREDICTIONS)
+    predict_main("object_detection")

@@ -9,7 +9,8 @@ import datasets
 from PIL import Image
 
 from shared.inputs.data import DataError
-from shared.serving.predict import FolderWriter, JsonListWriter, PredictArguments, Predictions, Writers, list_images, readable_images
+from shared.serving.predict import Inputs, PredictArguments, Predictions, list_images, readable_images
+from shared.serving.writers import FolderWriter, JsonListWriter, Writers
 from shared.inputs.vision import to_rgb
 from tasks.object_detection.data import ANNOTATION_FILE, FEATURES, coco_categories, load_coco_folder
 from tasks.object_detection.drawing import draw_detections
@@ -48,9 +49,6 @@ class ObjectDetectionPredictions(Predictions):
     options_class = DetectionPredictArguments
     suffixes = (".json",)
 
-    def __init__(self):
-        self.skipped: list[str] = []  # of the latest read(), for summary(), which is given nothing per run
-
     def read(self, task, cfg, opts, labels):
         """A COCO folder (images + _annotations.coco.json: labelled, its ids kept) or any folder of images."""
         folder = Path(opts.input)
@@ -71,8 +69,8 @@ class ObjectDetectionPredictions(Predictions):
                 "objects": [{"bbox": [], "category": []}] * len(paths)}, features=FEATURES)
             labelled = False
         paths = data.cast_column("image", datasets.Image(decode=False))["image"]
-        kept, self.skipped = readable_images([p["path"] for p in paths], [p["path"] for p in paths], opts.strict)
-        return (data if len(kept) == len(data) else data.select(kept)), labelled
+        kept, skipped = readable_images([p["path"] for p in paths], [p["path"] for p in paths], opts.strict)
+        return Inputs(data if len(kept) == len(data) else data.select(kept), labelled, skipped)
 
     def step(self, task, cfg, model, batch):
         outputs = model(**{k: v for k, v in batch.items() if k != "labels"})  # no loss: nothing to learn from
@@ -100,9 +98,6 @@ class ObjectDetectionPredictions(Predictions):
                 drawn = (Path(row["image"]["path"]).stem + ".png", image)
             out.append((entries, drawn))
         return out
-
-    def summary(self) -> str:
-        return f"skipped      {len(self.skipped)} unreadable image(s); first: {self.skipped[0]}" if self.skipped else ""
 
 
 def _category_ids(folder: Path, labels: list[str]) -> list[int] | None:

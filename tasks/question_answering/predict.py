@@ -2,7 +2,6 @@
 --model_name_or_path <run>/best --input questions.jsonl --output predictions.json`."""
 import tasks  # noqa: F401  (registers every task and the project's pipeline tags)
 from shared.toolkit.cli import predict_main
-from tasks.question_answering.predictions import PREDICTIONS
 
 if __name__ == "__main__":
-    predict_main("question_answering", PREDICTIONS)
+    predict_main("question_answering")

@@ -8,7 +8,8 @@ import torch
 from transformers import DataCollatorWithPadding
 
 from shared.inputs.data import load_table
-from shared.serving.predict import JsonLinesWriter, JsonMapWriter, Predictions, Writers
+from shared.serving.predict import Inputs, Predictions
+from shared.serving.writers import JsonLinesWriter, JsonMapWriter, Writers
 from tasks.question_answering.data import is_squad_json, read_rows, read_squad_json, validated
 from tasks.question_answering.spans import best_answers, context_offsets, tokenize_windows
 
@@ -45,7 +46,7 @@ class QuestionAnsweringPredictions(Predictions):
         labelled = any(row["answers"]["text"] for row in rows)
         # without answers every question is checked as a possibly unanswerable one: only text and ids matter
         allow = cfg.version_2_with_negative or not labelled
-        return validated(rows, where, allow, cfg.skip_bad_answers, str(file)), labelled
+        return Inputs(validated(rows, where, allow, cfg.skip_bad_answers, str(file)), labelled)
 
     def dataset(self, task, cfg, processor, raw, labelled, data):
         return raw.select_columns(["question", "context"])

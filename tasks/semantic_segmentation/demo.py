@@ -58,7 +58,7 @@ def predict_batch(pipe, rows: list[tuple]) -> list[tuple]:
 
 
 def demo_spec() -> DemoSpec:
-    spec = DemoSpec(
+    return DemoSpec(
         pipeline_tag="image-segmentation",
         inputs=lambda: [gr.Image(label="Image", type="filepath", sources=["upload", "clipboard"])],
         outputs=lambda: [gr.AnnotatedImage(label="Classes (hover the legend to highlight one)", show_legend=True),
@@ -66,10 +66,9 @@ def demo_spec() -> DemoSpec:
         predict=lambda pipe, image: predict_batch(pipe, [(image,)])[0],
         predict_batch=predict_batch,
         examples=example_images(),
+        examples_from=examples_from,
         title="Semantic segmentation",
         description="Every pixel gets a class. The mask is drawn translucent over the image, one colour per "
                     "class, with a legend; images larger than 2048 pixels a side are scaled down first.",
         max_batch_size=4,
     )
-    spec.examples_from = examples_from
-    return spec

@@ -2,7 +2,6 @@
 --model_name_or_path <run>/best --input images/ --output masks/ [--overlay_dir overlays/]`."""
 import tasks  # noqa: F401  (registers every task and the project's pipeline tags)
 from shared.toolkit.cli import predict_main
-from tasks.semantic_segmentation.predictions import PREDICTIONS
 
 if __name__ == "__main__":
-    predict_main("semantic_segmentation", PREDICTIONS)
+    predict_main("semantic_segmentation")

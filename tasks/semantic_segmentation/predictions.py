@@ -11,7 +11,8 @@ import torch
 from PIL import Image
 
 from shared.inputs.data import DataError
-from shared.serving.predict import FolderWriter, PredictArguments, Predictions, Writers, list_images, readable_images
+from shared.serving.predict import Inputs, PredictArguments, Predictions, list_images, readable_images
+from shared.serving.writers import FolderWriter, Writers
 from shared.inputs.vision import to_rgb
 from tasks.semantic_segmentation.data import find_labels_file, load_folder, read_labels, saved_model_table
 from tasks.semantic_segmentation.report import overlay, palette
@@ -41,9 +42,6 @@ class SemanticSegmentationPredictions(Predictions):
     options_class = SegmentationPredictArguments
     suffixes = ()  # a folder
 
-    def __init__(self):
-        self.skipped: list[str] = []
-
     def task_data(self, task, cfg, labels):
         """The saved model's labels and the value table preprocess maps labelled input masks with."""
         table = saved_model_table(len(labels), cfg.reduce_labels)
@@ -63,8 +61,8 @@ class SemanticSegmentationPredictions(Predictions):
             data = datasets.Dataset.from_dict({"image": [str(p) for p in list_images(folder)]})
             data = data.cast_column("image", datasets.Image())
         paths = [item["path"] for item in data.cast_column("image", datasets.Image(decode=False))["image"]]
-        kept, self.skipped = readable_images(paths, paths, opts.strict)
-        return (data if len(kept) == len(data) else data.select(kept)), labelled
+        kept, skipped = readable_images(paths, paths, opts.strict)
+        return Inputs(data if len(kept) == len(data) else data.select(kept), labelled, skipped)
 
     def dataset(self, task, cfg, processor, raw, labelled, data):
         if labelled:
@@ -93,9 +91,6 @@ class SemanticSegmentationPredictions(Predictions):
             drawn = (path.stem + ".png", overlay(image, ids, colours)) if opts.overlay_dir else None
             out.append(((path.stem + ".png", mask), drawn))
         return out
-
-    def summary(self) -> str:
-        return f"skipped      {len(self.skipped)} unreadable image(s); first: {self.skipped[0]}" if self.skipped else ""
 
 
 PREDICTIONS = SemanticSegmentationPredictions()

@@ -34,17 +34,16 @@ def predict_batch(pipe, rows: list[tuple]) -> list:
 
 
 def demo_spec() -> DemoSpec:
-    spec = DemoSpec(
+    return DemoSpec(
         pipeline_tag="text-classification",
         inputs=lambda: [gr.Textbox(label="Text", lines=3, placeholder="Type or paste a sentence, then press Run")],
         outputs=lambda: [gr.Label(label="Label scores", num_top_classes=5)],
         predict=lambda pipe, text: predict_batch(pipe, [(text,)])[0],
         predict_batch=predict_batch,
         examples=EXAMPLES,
+        examples_from=examples_from,
         title="Text classification",
         description="Scores for every label the model was trained on. Text past the model's length limit "
                     "(512 tokens for MiniLM) is not read.",
         max_chars=5000,
     )
-    spec.examples_from = examples_from
-    return spec

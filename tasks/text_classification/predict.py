@@ -2,7 +2,6 @@
 --model_name_or_path <run>/best --input texts.csv --output predictions.csv`."""
 import tasks  # noqa: F401  (registers every task and the project's pipeline tags)
 from shared.toolkit.cli import predict_main
-from tasks.text_classification.predictions import PREDICTIONS
 
 if __name__ == "__main__":
-    predict_main("text_classification", PREDICTIONS)
+    predict_main("text_classification")

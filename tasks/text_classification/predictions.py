@@ -4,7 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from shared.inputs.data import DataError, load_table, require_columns, row_name
-from shared.serving.predict import CsvWriter, JsonLinesWriter, Predictions
+from shared.serving.predict import Inputs, Predictions
+from shared.serving.writers import CsvWriter, JsonLinesWriter
 from tasks.text_classification.task import TextClassification
 
 
@@ -25,11 +26,11 @@ class TextClassificationPredictions(Predictions):
         TextClassification._check_texts(data, cfg, source)
         labelled = cfg.label_column in data.column_names
         if not labelled:
-            return data.add_column("label", [0.0 if labels is None else 0] * len(data)), False
+            return Inputs(data.add_column("label", [0.0 if labels is None else 0] * len(data)), False)
         index = {name: i for i, name in enumerate(labels or [])}
         ids = [_label_id(v, index, labels, row_name(source, r)) for r, v in enumerate(data[cfg.label_column])]
-        return data.remove_columns([c for c in {cfg.label_column, "label"} if c in data.column_names]
-                                   ).add_column("label", ids), True
+        return Inputs(data.remove_columns([c for c in {cfg.label_column, "label"} if c in data.column_names]
+                                          ).add_column("label", ids), True)
 
     def writer(self, cfg, opts, labels):
         if Path(opts.output).suffix.lower() == ".jsonl":

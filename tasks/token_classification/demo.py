@@ -38,7 +38,7 @@ def predict_batch(pipe, rows: list[tuple]) -> list:
 
 
 def demo_spec() -> DemoSpec:
-    spec = DemoSpec(
+    return DemoSpec(
         pipeline_tag="token-classification",
         inputs=lambda: [gr.Textbox(label="Text", lines=4, placeholder="Type or paste text, then press Run")],
         outputs=lambda: [gr.HighlightedText(label="Entities in the text", combine_adjacent=False),
@@ -46,10 +46,9 @@ def demo_spec() -> DemoSpec:
         predict=lambda pipe, text: predict_batch(pipe, [(text,)])[0],
         predict_batch=predict_batch,
         examples=EXAMPLES,
+        examples_from=examples_from,
         title="Named entities",
         description="Whole entities with the type names the model was trained on, and the model's mean score "
                     "over each entity's sub-tokens. Text past the model's length limit is tagged in windows.",
         max_chars=5000,
     )
-    spec.examples_from = examples_from
-    return spec

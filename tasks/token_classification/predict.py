@@ -2,7 +2,6 @@
 --model_name_or_path <run>/best --input sentences.conll --output predictions.conll` (or .jsonl)."""
 import tasks  # noqa: F401  (registers every task and the project's pipeline tags)
 from shared.toolkit.cli import predict_main
-from tasks.token_classification.predictions import PREDICTIONS
 
 if __name__ == "__main__":
-    predict_main("token_classification", PREDICTIONS)
+    predict_main("token_classification")

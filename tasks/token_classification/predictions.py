@@ -6,7 +6,8 @@ from pathlib import Path
 import datasets
 
 from shared.inputs.data import DataError
-from shared.serving.predict import JsonLinesWriter, Predictions, Writer
+from shared.serving.predict import Inputs, Predictions
+from shared.serving.writers import JsonLinesWriter, Writer
 from tasks.token_classification import data as reader
 from tasks.token_classification.alignment import encode_windows, entities, window_predictions, \
     word_predictions
@@ -34,10 +35,10 @@ class TokenClassificationPredictions(Predictions):
         if words is not None:  # untagged: every word gets O as a placeholder reference
             if not words:
                 raise DataError(f"{opts.input}: empty file (no sentences)")
-            return _as_dataset(words, [[0] * len(w) for w in words], labels), False
+            return Inputs(_as_dataset(words, [[0] * len(w) for w in words], labels), False)
         split = reader.read_file(opts.input, cfg.tokens_column, cfg.tags_column)
         dataset, _, _ = reader.to_dataset(split, reader.detect_scheme(split), labels)  # the model's tag set
-        return dataset.add_column("tagged", [True] * len(dataset)), True
+        return Inputs(dataset.add_column("tagged", [True] * len(dataset)), True)
 
     def dataset(self, task, cfg, processor, raw, labelled, data):
         return raw.select_columns(["tokens"])

@@ -7,7 +7,8 @@ import torch
 from datasets import Dataset
 
 from shared.inputs.data import DataError, load_table, row_name
-from shared.serving.predict import JsonLinesWriter, Predictions, Writer
+from shared.serving.predict import Inputs, Predictions
+from shared.serving.writers import JsonLinesWriter, Writer
 from tasks.translation.data import load_split
 from tasks.translation.pipeline import TAG
 from tasks.translation.sample_data import SOURCE_LANG, TARGET_LANG
@@ -32,12 +33,12 @@ class TranslationPredictions(Predictions):
             if not file.is_file():
                 raise DataError(f"{file}: no such file")
             lines = file.read_text(encoding="utf-8").splitlines()  # blank lines stay, as blank translations
-            return Dataset.from_dict({"source": [s.strip() for s in lines], "target": [""] * len(lines)}), False
+            return Inputs(Dataset.from_dict({"source": [s.strip() for s in lines], "target": [""] * len(lines)}), False)
         source_lang, target_lang = _languages(cfg)
         data = load_table(file) if file.suffix.lower() != ".tsv" else None
         if data is not None and not _has_targets(data, target_lang):
-            return _sources_only(data, source_lang, str(file)), False
-        return load_split(str(file), source_lang, target_lang), True
+            return Inputs(_sources_only(data, source_lang, str(file)), False)
+        return Inputs(load_split(str(file), source_lang, target_lang), True)
 
     def build(self, task, cfg, labels):
         """The project's seq2seq-translation pipeline over the saved model, on this process's device."""

@@ -1,6 +1,6 @@
-"""predict.py for every task: train a tiny model, predict a labelled file, check the written format, that the metrics
-equal the engine's on the same data, that a failed or killed run leaves nothing complete-looking, and one process
-against two."""
+"""predict.py for every task, the text tasks here (the image tasks: test_predict_images.py): train a tiny model,
+predict a labelled file, check the written format, that the metrics equal the engine's on the same data, that a
+failed or killed run leaves nothing complete-looking, and one process against two."""
 from __future__ import annotations
 
 import csv
@@ -12,75 +12,16 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
-from PIL import Image
 
-from shared.toolkit.cli import main, predict_main
-from tests.helpers import (launch_two_cpu_processes, tiny_image_args, tiny_image_data, tiny_text_args, tiny_vit_dir,
-                           toy_reviews, write_csv)
+from shared.toolkit.cli import main
+from tests.e2e.predict_helpers import (ROOT, assert_engine_metrics, fails_midway, format_class, predict_file,
+                                       reset_accelerate)
+from tests.helpers import launch_two_cpu_processes, tiny_text_args, toy_reviews, write_csv
 
-ROOT = Path(__file__).resolve().parents[2]
 TASKS = ("text_classification", "question_answering", "translation", "image_classification", "object_detection",
          "semantic_segmentation", "token_classification")
-
-
-def _formats(task: str):
-    from importlib import import_module
-
-    return import_module(f"tasks.{task}.predictions").PREDICTIONS
-
-
-def _predict(task: str, model: Path, source: Path, output: Path, *extra: str) -> dict:
-    return predict_main(task, _formats(task), ["--model_name_or_path", str(model), "--input", str(source),
-                                               "--output", str(output), *extra])
-
-
-def _reset_accelerate() -> None:
-    """Training and prediction each build an Accelerator in this process; accelerate keeps a singleton."""
-    from accelerate.state import AcceleratorState, GradientState
-
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
-
-
-def _assert_engine_metrics(run: Path, output: Path) -> None:
-    """predict_results.json beside the output holds the metrics results.json has for the best model (eval_*)."""
-    engine = json.loads((run / "results.json").read_text())
-    predicted = json.loads((output.parent / "predict_results.json").read_text())
-    shared = [k[len("predict_"):] for k in predicted if k.startswith("predict_") and f"eval_{k[8:]}" in engine
-              and isinstance(predicted[k], float) and k not in ("predict_runtime", "predict_samples_per_second")]
-    assert engine["main_metric"] in shared, (sorted(predicted), sorted(engine))
-    for name in shared:
-        assert predicted[f"predict_{name}"] == pytest.approx(engine[f"eval_{name}"], abs=1e-5), name
-
-
-def _assert_nothing_complete(output: Path) -> None:
-    assert not output.exists()
-    assert not any(p.name.startswith(f".{output.name}") for p in output.parent.iterdir()), list(output.parent.iterdir())
-
-
-def _fails_midway(monkeypatch, task: str, model: Path, source: Path, output: Path, *extra: str) -> None:
-    """A run that dies after its first batch was written: no output, no partial file left behind."""
-    formats = _formats(task)
-    calls = []
-    original = type(formats).records
-
-    def records(self, *args):
-        calls.append(1)
-        if len(calls) == 2:
-            raise RuntimeError("simulated failure")
-        return original(self, *args)
-
-    monkeypatch.setattr(type(formats), "records", records)
-    with pytest.raises(RuntimeError, match="simulated failure"):
-        _predict(task, model, source, output, "--per_device_eval_batch_size", "2", *extra)
-    monkeypatch.undo()
-    _reset_accelerate()
-    _assert_nothing_complete(output)
 
 
 def test_every_task_has_a_predict_script():
@@ -99,13 +40,13 @@ def text_run(tmp_path_factory, tiny_bert_dir):
     validation = write_csv(tmp / "validation.csv", toy_reviews(30, seed=2))
     main("text_classification", tiny_text_args(tiny_bert_dir, train, validation, tmp / "out", "--num_train_epochs", "2",
                                                "--per_device_eval_batch_size", "8"))
-    _reset_accelerate()
+    reset_accelerate()
     return tmp / "out" / "run", validation
 
 
 def test_text_classification_csv_and_jsonl_with_every_score(text_run, tmp_path):
     run, validation = text_run
-    _predict("text_classification", run / "best", validation, tmp_path / "p.csv")
+    predict_file("text_classification", run / "best", validation, tmp_path / "p.csv")
     rows = list(csv.DictReader((tmp_path / "p.csv").open()))
     texts = [text for text, _ in toy_reviews(30, seed=2)]
     assert [r["text"] for r in rows] == texts  # every input once, in input order
@@ -113,10 +54,10 @@ def test_text_classification_csv_and_jsonl_with_every_score(text_run, tmp_path):
     for row in rows:
         scores = {"neg": float(row["score_neg"]), "pos": float(row["score_pos"])}
         assert sum(scores.values()) == pytest.approx(1, abs=1e-5) and row["label"] == max(scores, key=scores.get)
-    _assert_engine_metrics(run, tmp_path / "p.csv")
-    _reset_accelerate()
+    assert_engine_metrics(run, tmp_path / "p.csv")
+    reset_accelerate()
     unlabelled = write_csv(tmp_path / "new.csv", [(t,) for t in texts[:5]], header=("text",))
-    _predict("text_classification", run / "best", unlabelled, tmp_path / "new" / "p.jsonl")
+    predict_file("text_classification", run / "best", unlabelled, tmp_path / "new" / "p.jsonl")
     lines = [json.loads(line) for line in (tmp_path / "new" / "p.jsonl").read_text().splitlines()]
     assert [line["text"] for line in lines] == texts[:5] and set(lines[0]["scores"]) == {"neg", "pos"}
     assert [line["label"] for line in lines] == [r["label"] for r in rows[:5]]
@@ -131,10 +72,12 @@ def test_rows_sorted_by_length_are_written_back_in_input_order(text_run, tmp_pat
     texts = [" and ".join(text for text, _ in toy_reviews(rng.randint(1, 6), seed=i)) for i in range(23)]
     source = write_csv(tmp_path / "in.csv", [(t,) for t in texts], header=("text",))
     monkeypatch.setattr(shared.serving.predict, "SORT_WINDOW", 8)  # several windows, each reordered
-    _predict("text_classification", run / "best", source, tmp_path / "sorted.csv", "--per_device_eval_batch_size", "3")
-    _reset_accelerate()
-    monkeypatch.setattr(type(_formats("text_classification")), "sort_by_length", False)
-    _predict("text_classification", run / "best", source, tmp_path / "plain.csv", "--per_device_eval_batch_size", "3")
+    predict_file("text_classification", run / "best", source, tmp_path / "sorted.csv",
+                 "--per_device_eval_batch_size", "3")
+    reset_accelerate()
+    monkeypatch.setattr(format_class("text_classification"), "sort_by_length", False)
+    predict_file("text_classification", run / "best", source, tmp_path / "plain.csv",
+                 "--per_device_eval_batch_size", "3")
     ordered, plain = (list(csv.DictReader((tmp_path / name).open())) for name in ("sorted.csv", "plain.csv"))
     assert [r["text"] for r in ordered] == texts == [r["text"] for r in plain]
     for a, b in zip(ordered, plain):
@@ -143,7 +86,7 @@ def test_rows_sorted_by_length_are_written_back_in_input_order(text_run, tmp_pat
 
 def test_text_classification_failure_leaves_no_output(text_run, tmp_path, monkeypatch):
     run, validation = text_run
-    _fails_midway(monkeypatch, "text_classification", run / "best", validation, tmp_path / "p.csv")
+    fails_midway(monkeypatch, "text_classification", run / "best", validation, tmp_path / "p.csv")
 
 
 @pytest.mark.parametrize("rows, header, flags, match", [
@@ -156,7 +99,7 @@ def test_bad_text_input_is_one_line_exit_2(text_run, tmp_path, capsys, rows, hea
     run, _ = text_run
     source = write_csv(tmp_path / "in.csv", rows, header=header)
     with pytest.raises(SystemExit) as exit_info:
-        _predict("text_classification", run / "best", source, tmp_path / "p.csv", *flags)
+        predict_file("text_classification", run / "best", source, tmp_path / "p.csv", *flags)
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("error: ")]  # beside datasets' progress bars
@@ -167,14 +110,14 @@ def test_bad_text_input_is_one_line_exit_2(text_run, tmp_path, capsys, rows, hea
 def test_output_suffix_is_checked_before_anything_runs(text_run, tmp_path, capsys):
     run, validation = text_run
     with pytest.raises(SystemExit):
-        _predict("text_classification", run / "best", validation, tmp_path / "p.parquet")
+        predict_file("text_classification", run / "best", validation, tmp_path / "p.parquet")
     assert "expected a file ending in .csv or .jsonl" in capsys.readouterr().err
 
 
 def test_a_model_of_another_task_is_refused_by_its_training_info(text_run, tmp_path, capsys):
     run, validation = text_run
     with pytest.raises(SystemExit) as exit_info:
-        _predict("token_classification", run / "best", validation, tmp_path / "p.jsonl")
+        predict_file("token_classification", run / "best", validation, tmp_path / "p.jsonl")
     assert exit_info.value.code == 2
     assert "was trained for text_classification (its training_info.json); predict with " \
            "tasks/text_classification/predict.py" in capsys.readouterr().err
@@ -184,7 +127,7 @@ def test_a_model_of_another_task_is_refused_by_its_training_info(text_run, tmp_p
 @pytest.mark.slow
 def test_text_classification_two_processes_write_the_file_one_does(text_run, tmp_path):
     run, validation = text_run
-    _predict("text_classification", run / "best", validation, tmp_path / "one.csv")
+    predict_file("text_classification", run / "best", validation, tmp_path / "one.csv")
     launch_two_cpu_processes(ROOT / "tasks" / "text_classification" / "predict.py", [
         "--model_name_or_path", str(run / "best"), "--input", str(validation), "--output", str(tmp_path / "two.csv"),
         "--per_device_eval_batch_size", "4"])
@@ -234,20 +177,21 @@ def qa_run(tmp_path_factory, tiny_bert_dir):
         "--per_device_train_batch_size", "16", "--per_device_eval_batch_size", "4", "--max_seq_length", "64",
         "--doc_stride", "16", "--eval_strategy", "end", "--save_strategy", "no", "--mixed_precision", "no",
         "--seed", "0"])
-    _reset_accelerate()
+    reset_accelerate()
     return tmp / "run", valid, rows
 
 
 def test_question_answering_squad_predictions_and_scored_jsonl(qa_run, tmp_path):
     run, valid, rows = qa_run
-    _predict("question_answering", run / "best", valid, tmp_path / "predictions.json", "--per_device_eval_batch_size", "3")
+    predict_file("question_answering", run / "best", valid, tmp_path / "predictions.json",
+                 "--per_device_eval_batch_size", "3")
     answers = json.loads((tmp_path / "predictions.json").read_text())
     assert list(answers) == [r["id"] for r in rows]
     lines = [json.loads(line) for line in (tmp_path / "predictions.jsonl").read_text().splitlines()]
     for line, row in zip(lines, rows):
         assert line["id"] == row["id"] and answers[row["id"]] == line["answer"]
         assert row["context"][line["start"]:line["end"]] == line["answer"] and 0 <= line["score"] <= 1
-    _assert_engine_metrics(run, tmp_path / "predictions.json")
+    assert_engine_metrics(run, tmp_path / "predictions.json")
     # the engine's own predictions.json for the same questions
     assert answers == json.loads((run / "predictions.json").read_text())
 
@@ -269,168 +213,21 @@ def translation_run(tmp_path_factory):
         "--learning_rate", "3e-3", "--per_device_train_batch_size", "16", "--per_device_eval_batch_size", "5",
         "--num_beams", "2", "--max_target_length", "12", "--eval_strategy", "end", "--save_strategy", "no",
         "--mixed_precision", "no", "--seed", "0"])
-    _reset_accelerate()
+    reset_accelerate()
     return tmp / "run", valid, pairs[48:]
 
 
 def test_translation_lines_and_jsonl(translation_run, tmp_path):
     run, valid, sources = translation_run
-    _predict("translation", run / "best", valid, tmp_path / "t.jsonl")
+    predict_file("translation", run / "best", valid, tmp_path / "t.jsonl")
     lines = [json.loads(line) for line in (tmp_path / "t.jsonl").read_text().splitlines()]
     assert [line["source"] for line in lines] == sources and all("translation" in line for line in lines)
-    _assert_engine_metrics(run, tmp_path / "t.jsonl")
+    assert_engine_metrics(run, tmp_path / "t.jsonl")
     engine = [json.loads(line)["prediction"] for line in (run / "translations.jsonl").read_text().splitlines()]
     assert [line["translation"] for line in lines] == engine
-    _reset_accelerate()
+    reset_accelerate()
     text = tmp_path / "in.txt"
     text.write_text(f"{sources[0]}\n\n{sources[1]}\n")  # a blank line stays a blank line
-    _predict("translation", run / "best", text, tmp_path / "out" / "t.txt")
+    predict_file("translation", run / "best", text, tmp_path / "out" / "t.txt")
     assert (tmp_path / "out" / "t.txt").read_text().split("\n") == [engine[0], "", engine[1], ""]
 
-
-# ---------------------------------------------------------------------- image classification
-@pytest.fixture(scope="module")
-def image_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("image_predict")
-    data = tiny_image_data(tmp / "data", train_per_class=8, validation_per_class=4)
-    main("image_classification", tiny_image_args(tiny_vit_dir(tmp / "vit"), data, tmp / "out", "--num_train_epochs",
-                                                 "1", "--per_device_eval_batch_size", "5"))
-    _reset_accelerate()
-    return tmp / "out" / "run", data / "validation"
-
-
-def test_image_classification_top_k_csv_and_unreadable_images(image_run, tmp_path, capsys):
-    run, validation = image_run
-    _predict("image_classification", run / "best", validation, tmp_path / "p.csv", "--top_k", "2")
-    rows = list(csv.DictReader((tmp_path / "p.csv").open()))
-    images = sorted(p for p in validation.rglob("*.png"))
-    assert [Path(r["image"]) for r in rows] == images
-    assert set(rows[0]) == {"image", "label_1", "score_1", "label_2", "score_2"}
-    assert all(float(r["score_1"]) >= float(r["score_2"]) for r in rows)
-    _assert_engine_metrics(run, tmp_path / "p.csv")
-    _reset_accelerate()
-    broken = tmp_path / "new"
-    broken.mkdir()
-    for image in images[:3]:
-        (broken / image.name).write_bytes(image.read_bytes())
-    (broken / "zz_broken.png").write_bytes(b"not an image")
-    _predict("image_classification", run / "best", broken, tmp_path / "new.csv")
-    assert len(list(csv.DictReader((tmp_path / "new.csv").open()))) == 3
-    assert "skipping 1 unreadable image(s) of 4" in capsys.readouterr().out
-    _reset_accelerate()
-    with pytest.raises(SystemExit) as exit_info:
-        _predict("image_classification", run / "best", broken, tmp_path / "strict.csv", "--strict")
-    assert exit_info.value.code == 2 and "zz_broken.png: unreadable image" in capsys.readouterr().err
-
-
-def test_image_classification_failure_leaves_no_output(image_run, tmp_path, monkeypatch):
-    run, validation = image_run
-    _fails_midway(monkeypatch, "image_classification", run / "best", validation, tmp_path / "p.csv")
-
-
-@pytest.mark.slow
-def test_image_classification_two_processes_write_the_file_one_does(image_run, tmp_path):
-    run, validation = image_run
-    _predict("image_classification", run / "best", validation, tmp_path / "one.csv")
-    launch_two_cpu_processes(ROOT / "tasks" / "image_classification" / "predict.py", [
-        "--model_name_or_path", str(run / "best"), "--input", str(validation), "--output", str(tmp_path / "two.csv"),
-        "--per_device_eval_batch_size", "4"])
-    one, two = (list(csv.DictReader((tmp_path / name).open())) for name in ("one.csv", "two.csv"))
-    assert len(two) == len(one) == 12
-    for a, b in zip(one, two):
-        assert (a["image"], a["label_1"]) == (b["image"], b["label_1"])
-        assert float(a["score_1"]) == pytest.approx(float(b["score_1"]), abs=1e-5)
-    assert json.loads((tmp_path / "predict_results.json").read_text())["predict_samples"] == 12
-
-
-# ---------------------------------------------------------------------- object detection
-@pytest.fixture(scope="module")
-def detection_run(tmp_path_factory):
-    from transformers import ConditionalDetrImageProcessor
-
-    from tasks.object_detection.modeling_dense_detector import DenseDetectorConfig, DenseDetectorForObjectDetection
-    from tasks.object_detection.sample_data import CLASSES, write_dataset
-
-    tmp = tmp_path_factory.mktemp("detection_predict")
-    torch.manual_seed(0)
-    config = DenseDetectorConfig(backbone="test_convnext", out_indices=[1, 2, 3], neck_channels=32, head_convs=1,
-                                 num_labels=len(CLASSES))
-    DenseDetectorForObjectDetection(config).save_pretrained(tmp / "model")
-    ConditionalDetrImageProcessor(size={"height": 64, "width": 64}, do_pad=False, image_mean=[0.5] * 3,
-                                  image_std=[0.5] * 3).save_pretrained(tmp / "model")
-    data = write_dataset(tmp / "shapes", {"train": 16, "validation": 6}, size=64, colour_coded=True)
-    main("object_detection", [
-        "--model_name_or_path", str(tmp / "model"), "--train_dir", str(data / "train"), "--validation_dir",
-        str(data / "validation"), "--output_dir", str(tmp / "out"), "--run_name", "run", "--max_train_steps", "4",
-        "--learning_rate", "5e-3", "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "4",
-        "--mixed_precision", "no", "--save_strategy", "no", "--eval_strategy", "end", "--seed", "0",
-        "--cpu_threads", "1", "--freeze_backbone_batchnorm", "false", "--channels_last", "false"])
-    _reset_accelerate()
-    return tmp / "out" / "run", data / "validation"
-
-
-def test_object_detection_coco_results_and_drawings(detection_run, tmp_path):
-    from tasks.object_detection.data import ANNOTATION_FILE
-
-    run, validation = detection_run
-    _predict("object_detection", run / "best", validation, tmp_path / "d.json", "--draw_dir", str(tmp_path / "drawn"))
-    results = json.loads((tmp_path / "d.json").read_text())
-    coco = json.loads((validation / ANNOTATION_FILE).read_text())
-    sizes = {image["id"]: (image["width"], image["height"]) for image in coco["images"]}
-    categories = {c["id"] for c in coco["categories"]}
-    assert results and {r["image_id"] for r in results} <= set(sizes)
-    for entry in results:
-        x, y, w, h = entry["bbox"]
-        width, height = sizes[entry["image_id"]]
-        assert entry["category_id"] in categories and 0 <= entry["score"] <= 1
-        assert -0.01 <= x and -0.01 <= y and w >= 0 and h >= 0 and x + w <= width + 0.01 and y + h <= height + 0.01
-    assert len(list((tmp_path / "drawn").iterdir())) == len(coco["images"])
-    _assert_engine_metrics(run, tmp_path / "d.json")
-
-
-# ---------------------------------------------------------------------- semantic segmentation
-@pytest.fixture(scope="module")
-def segmentation_run(tmp_path_factory):
-    from transformers import SegformerConfig, SegformerForSemanticSegmentation, SegformerImageProcessor
-
-    from tasks.semantic_segmentation.sample_data import write_dataset
-
-    tmp = tmp_path_factory.mktemp("segmentation_predict")
-    torch.manual_seed(0)
-    config = SegformerConfig(num_encoder_blocks=2, depths=[1, 1], sr_ratios=[2, 1], hidden_sizes=[16, 32],
-                             patch_sizes=[3, 3], strides=[2, 2], num_attention_heads=[1, 2], mlp_ratios=[2, 2],
-                             decoder_hidden_size=32, num_labels=2)
-    SegformerForSemanticSegmentation(config).save_pretrained(tmp / "model")
-    SegformerImageProcessor(size={"height": 32, "width": 32}).save_pretrained(tmp / "model")
-    data = write_dataset(tmp / "scenes", {"train": 16, "validation": 6}, size=32, colour_coded=True)
-    main("semantic_segmentation", [
-        "--model_name_or_path", str(tmp / "model"), "--train_dir", str(data / "train"), "--validation_dir",
-        str(data / "validation"), "--output_dir", str(tmp / "out"), "--run_name", "run", "--max_train_steps", "4",
-        "--learning_rate", "5e-3", "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "4",
-        "--mixed_precision", "no", "--save_strategy", "no", "--eval_strategy", "end", "--seed", "0",
-        "--cpu_threads", "1"])
-    _reset_accelerate()
-    return tmp / "out" / "run", data / "validation"
-
-
-def test_semantic_segmentation_index_masks_and_overlays(segmentation_run, tmp_path):
-    run, validation = segmentation_run
-    _predict("semantic_segmentation", run / "best", validation, tmp_path / "masks", "--overlay_dir",
-             str(tmp_path / "overlays"))
-    images = sorted((validation / "images").iterdir())
-    masks = sorted((tmp_path / "masks").iterdir())
-    assert [m.name for m in masks] == [i.stem + ".png" for i in images]
-    labels = json.loads((run / "best" / "config.json").read_text())["id2label"]
-    for mask, image in zip(masks, images):
-        with Image.open(mask) as opened, Image.open(image) as photo:
-            assert opened.mode == "P" and opened.size == photo.size
-            assert set(np.unique(np.asarray(opened)).tolist()) <= set(range(len(labels)))
-    assert len(list((tmp_path / "overlays").iterdir())) == len(images)
-    _assert_engine_metrics(run, tmp_path / "masks")
-
-
-def test_segmentation_output_must_be_a_folder(segmentation_run, tmp_path, capsys):
-    run, validation = segmentation_run
-    with pytest.raises(SystemExit):
-        _predict("semantic_segmentation", run / "best", validation, tmp_path / "masks.png")
-    assert "give a folder name" in capsys.readouterr().err
