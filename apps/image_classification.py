@@ -4,7 +4,6 @@ import os
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio loads: the demo makes no outside connection
 import tasks  # noqa: E402,F401  (registers every task and the project's pipeline tags)
 from shared.serving.demo import main  # noqa: E402
-from shared.toolkit.cli import exit_2_on_refusal  # noqa: E402  (refusals leave with exit 2)
 
 if __name__ == "__main__":
-    exit_2_on_refusal(main, "image_classification")
+    main("image_classification")  # a refusal: one `error:` line, exit 2 (shared.toolkit.cli.entry_point)

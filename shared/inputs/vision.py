@@ -16,7 +16,7 @@ from PIL import Image, ImageOps
 from torchvision.transforms import InterpolationMode, v2
 
 from shared.toolkit.config import TrainConfig
-from shared.inputs.data import DataError
+from shared.inputs.data import DataError, folder_files
 
 # what datasets' imagefolder builder picks up; anything else in a class folder is ignored (and counted)
 IMAGE_EXTENSIONS = frozenset(ImageFolder.EXTENSIONS)
@@ -123,32 +123,41 @@ def check_image_column(dataset: datasets.Dataset, column: str, describe: Callabl
 
 
 # ---------------------------------------------------------------- image folders
-def _class_folders(root: Path, flag: str) -> list[Path]:
-    """The class subfolders of an image folder, each holding at least one image, or DataError."""
+def _class_folders(root: Path, flag: str, allow_outside: bool) -> dict[Path, list[Path]]:
+    """The class subfolders of an image folder with their images (each at least one), or DataError. Listed by
+    shared.inputs.data.folder_files, so a symbolic link out of `root` is refused unless `allow_outside`."""
     if not root.is_dir():
         raise DataError(f"{flag} {root}: no such folder")
-    folders = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    by_class = {}
+    for file in folder_files(root, allow_outside):
+        parts = file.relative_to(root).parts
+        if len(parts) > 1:  # files beside the class folders belong to no class
+            by_class.setdefault(parts[0], []).append(file)
+    folders = [d for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".")]
     if not folders:
         raise DataError(f"{flag} {root}: expected one subfolder per class ({root}/<class>/*.jpg), found none")
+    classes = {}
     for folder in folders:
-        files = [f for f in folder.rglob("*") if f.is_file()]
-        images = [f for f in files if f.suffix.lower() in IMAGE_EXTENSIONS]
+        inside = by_class.get(folder.name, [])
+        images = [f for f in inside if f.suffix.lower() in IMAGE_EXTENSIONS]
         if not images:
-            raise DataError(f"{folder}: class folder has no images ({len(files)} other files); add images with one "
+            raise DataError(f"{folder}: class folder has no images ({len(inside)} other files); add images with one "
                             f"of the extensions {sorted(IMAGE_EXTENSIONS)[:8]}... or remove the folder")
-        if len(images) < len(files):
-            print(f"note: {folder}: ignored {len(files) - len(images)} non-image files "
-                  f"(for example {next(f.name for f in files if f not in images)})")
-    return folders
+        if len(images) < len(inside):
+            print(f"note: {folder}: ignored {len(inside) - len(images)} non-image files "
+                  f"(for example {next(f.name for f in inside if f.suffix.lower() not in IMAGE_EXTENSIONS)})")
+        classes[folder] = images
+    return classes
 
 
-def load_image_folders(train_dir: str, validation_dir: str | None = None,
-                       test_dir: str | None = None) -> datasets.DatasetDict:
+def load_image_folders(train_dir: str, validation_dir: str | None = None, test_dir: str | None = None,
+                       allow_outside: bool = False) -> datasets.DatasetDict:
     """`split/<class>/*.jpg` folders through datasets' imagefolder builder, with the class folders checked.
 
-    Images stay on disk (the dataset stores paths). A validation or test class with no training folder is refused.
+    Images stay on disk (the dataset stores paths). A validation or test class with no training folder is refused,
+    and so is a symbolic link that leads out of its split folder, unless `allow_outside`.
     """
-    train_classes = {d.name for d in _class_folders(Path(train_dir), "--train_dir")}
+    train_classes = {d.name for d in _class_folders(Path(train_dir), "--train_dir", allow_outside)}
     if len(train_classes) < 2:  # the imagefolder builder would drop the label column altogether
         raise DataError(f"{train_dir}: the training data has a single class {sorted(train_classes)}; "
                         "classification needs at least two (one folder per class)")
@@ -156,10 +165,9 @@ def load_image_folders(train_dir: str, validation_dir: str | None = None,
     for split, held_out in (("validation", validation_dir), ("test", test_dir)):
         if not held_out:
             continue
-        for folder in _class_folders(Path(held_out), f"--{split}_dir"):
+        for folder, images in _class_folders(Path(held_out), f"--{split}_dir", allow_outside).items():
             if folder.name not in train_classes:
-                example = next(f for f in sorted(folder.rglob("*")) if f.suffix.lower() in IMAGE_EXTENSIONS)
-                raise DataError(f"{example}: class {folder.name!r} of --{split}_dir has no training folder in "
+                raise DataError(f"{images[0]}: class {folder.name!r} of --{split}_dir has no training folder in "
                                 f"{train_dir} (training classes: {sorted(train_classes)})")
         data_files[split] = str(Path(held_out) / "**")
     data = datasets.load_dataset("imagefolder", data_files=data_files)

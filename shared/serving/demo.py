@@ -24,7 +24,9 @@ try:  # gradio is the [demo] extra: without it, main() and serve_all() stop with
 except ImportError:
     gr = None
 
-from shared.toolkit.extras import MissingExtra, require  # noqa: E402
+from shared.toolkit.cli import EntryParser, entry_point  # noqa: E402
+from shared.toolkit.config import ConfigError  # noqa: E402
+from shared.toolkit.extras import require  # noqa: E402
 from shared.training.checkpoint import read_training_info  # noqa: E402
 from shared.serving.examples import demo_examples  # noqa: E402
 from shared.task import DemoSpec, Task, get_task, list_tasks  # noqa: E402
@@ -35,8 +37,9 @@ MAX_UPLOAD = "50mb"  # refused by gradio before any decoding; larger images than
 RESERVED_NAMES = {"api_name", "fn_index", "result_callbacks"}  # gradio_client's own keywords: no input may take them
 
 
-class DemoError(Exception):
-    """A demo cannot start (no model, or one that does not load); the message says what to do instead."""
+class DemoError(ConfigError):
+    """A demo cannot start (no model, or one that does not load); one line saying what to do instead. A refusal
+    like any other: the entry points end with it through shared.toolkit.cli.entry_point (exit 2)."""
 
 
 @dataclass
@@ -69,8 +72,8 @@ def resolve_model(task_name: str, model: str | None, models_dir: str | Path) -> 
     if model is None:
         found = newest_model(task_dir)
         if found is None:
-            raise DemoError(f"no trained {task_name} model under {task_dir}/ (looked for <run>/best/). "
-                            f"Train one first:\n  {train_command(task_name)}\nor pass --model <folder or hub id>.")
+            raise DemoError(f"no trained {task_name} model under {task_dir}/ (looked for <run>/best/); train one "
+                            f"first with `{train_command(task_name)}`, or pass --model <folder or hub id>")
         return str(found)
     path = Path(model).expanduser()
     if path.is_dir():
@@ -80,8 +83,8 @@ def resolve_model(task_name: str, model: str | None, models_dir: str | Path) -> 
         return str(path)
     # Hub ids are "name" or "owner/name"; anything else that does not exist was meant as a local folder.
     if path.exists() or model.startswith((".", "/", "~")) or model.count("/") > 1:
-        raise DemoError(f"--model {model}: no such model folder. Train a model with\n  {train_command(task_name)}\n"
-                        f"and pass the best/ folder it prints, or leave out --model to use the newest under {task_dir}/.")
+        raise DemoError(f"--model {model}: no such model folder; train a model with `{train_command(task_name)}` and "
+                        f"pass the best/ folder it prints, or leave out --model to use the newest under {task_dir}/")
     return model
 
 
@@ -93,8 +96,8 @@ def load_pipeline(tag: str, model: str) -> Any:
         return pipeline(tag, model=model, device=0 if torch.cuda.is_available() else -1)
     except Exception as err:  # whatever failed (offline hub id, broken folder), the user gets one plain line
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise DemoError(f"could not load {model!r} as a {tag} pipeline: {reason}\n"
-                        "Offline, pass a folder written by training, such as outputs/<task>/<run>/best.") from None
+        raise DemoError(f"could not load {model!r} as a {tag} pipeline: {reason}; offline, pass a folder written "
+                        "by training, such as outputs/<task>/<run>/best") from None
 
 
 def model_card(model: str) -> str:
@@ -336,8 +339,11 @@ def build_app(panels: list[Panel], title: str, tabs: bool = False, notes: str = 
 def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int | None = None, block: bool = True) -> gr.Blocks:
     """Serve on host:port only (port None: 7860 or the next free one); no server-side rendering process."""
     app.queue(max_size=QUEUE_SIZE)
-    app.launch(server_name=host, server_port=port, prevent_thread_lock=not block, ssr_mode=False,
-               max_file_size=MAX_UPLOAD)
+    try:
+        app.launch(server_name=host, server_port=port, prevent_thread_lock=not block, ssr_mode=False,
+                   max_file_size=MAX_UPLOAD)
+    except OSError as err:  # the port is taken, or the host is not this machine's
+        raise DemoError(f"--host {host} --port {port}: cannot serve there ({str(err).splitlines()[0]})") from None
     return app
 
 
@@ -348,16 +354,8 @@ def token_limit(pipe) -> int:
     return min([n for n in limits if n and n < 1_000_000] or [512])
 
 
-def _require_gradio() -> None:
-    try:
-        require("gradio", "demo", "the demo")
-    except MissingExtra as err:  # exit 2, as for every other input the entry points refuse
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
-
-
 def _parser(description: str, single: bool) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=description)
+    parser = EntryParser(description=description)  # a bad flag: one `error:` line and exit 2, as everywhere
     if single:
         parser.add_argument("--model", help="a run's best/ or last/ folder, or a hub id (default: the newest "
                                             "<models_dir>/<task>/<run>/best)")
@@ -367,21 +365,20 @@ def _parser(description: str, single: bool) -> argparse.ArgumentParser:
     return parser
 
 
+@entry_point
 def main(task_name: str, argv: list[str] | None = None) -> None:
     """`python apps/<task>.py [--model DIR] [--host H] [--port P]`: one task's demo."""
     args = _parser(f"Gradio demo of a fine-tuned {task_name} model.", single=True).parse_args(argv)
-    _require_gradio()
-    try:
-        panel = load_panel(get_task(task_name), resolve_model(task_name, args.model, args.models_dir))
-    except DemoError as err:
-        raise SystemExit(f"error: {err}") from None
+    require("gradio", "demo", "the demo")
+    panel = load_panel(get_task(task_name), resolve_model(task_name, args.model, args.models_dir))
     launch(build_app([panel], panel.title), args.host, args.port)
 
 
+@entry_point
 def serve_all(argv: list[str] | None = None) -> None:
     """`python -m apps [--models_dir outputs]`: the newest best/ of every task with a demo, one tab each."""
     args = _parser("Serve every trained model under --models_dir, one tab per task.", single=False).parse_args(argv)
-    _require_gradio()
+    require("gradio", "demo", "the demo")
     panels, notes = [], []
     for task in (get_task(name) for name in list_tasks()):
         found = newest_model(Path(args.models_dir) / task.name)
@@ -394,6 +391,8 @@ def serve_all(argv: list[str] | None = None) -> None:
             panels.append(load_panel(task, str(found)))
         except DemoError as err:  # one broken model must not take the other tabs down
             notes.append(f"- {task.name}: {err}")
-    if not panels:
-        raise SystemExit(f"error: no model under {args.models_dir}/<task>/<run>/best could be served:\n" + "\n".join(notes))
+    if not panels:  # what each task lacks, then the one error line
+        for note in notes:
+            print(f"note: {note[2:]}", file=sys.stderr)
+        raise DemoError(f"no model under {args.models_dir}/<task>/<run>/best could be served (see the notes above)")
     launch(build_app(panels, "Fine-tuned model demos", tabs=True, notes="\n".join(notes)), args.host, args.port)

@@ -9,7 +9,8 @@ import datasets
 from datasets import ClassLabel, DatasetDict
 
 from shared.toolkit.config import ConfigError
-from shared.inputs.data import DataError, inside_data_folder, load_hub_or_files, read_label_names, require_columns, row_name
+from shared.inputs.data import (DataError, inside_data_folder, kind_of, load_hub_or_files, read_label_names,
+                                require_columns, row_name)
 from shared.inputs.vision import check_image_column, load_image_folders
 
 Describe = Callable[[int], str]
@@ -30,15 +31,15 @@ def load_raw(cfg, default_dir: Callable[[], Path]) -> tuple[object, DatasetDict,
         cfg = dataclasses.replace(cfg, train_dir=str(folder / "train"), validation_dir=str(folder / "validation"),
                                   image_column="image", label_column="label")
     if cfg.train_dir:
-        data = load_image_folders(cfg.train_dir, cfg.validation_dir, cfg.test_dir)
+        data = load_image_folders(cfg.train_dir, cfg.validation_dir, cfg.test_dir, cfg.allow_paths_outside_data)
         folders = {"train": cfg.train_dir, "validation": cfg.validation_dir, "test": cfg.test_dir}
         return cfg, data, {split: (lambda row: "") for split in data}, {split: str(folders[split]) for split in data}
     if cfg.validation_dir or cfg.test_dir:
         raise ConfigError("--validation_dir and --test_dir go with --train_dir; with --train_file use "
                           "--validation_file and --test_file")
     data, where = load_hub_or_files(cfg)
-    for split, dataset in data.items():
-        require_columns(dataset, [cfg.image_column, cfg.label_column], where[split])
+    for split, dataset in data.items():  # label lists are multi-label data, checked with the labels
+        require_columns(dataset, [cfg.image_column, cfg.label_column], where[split], nested=(cfg.label_column,))
     if cfg.train_file:
         data = DatasetDict({split: _paths_to_images(ds, cfg.image_column, where[split],
                                                                    cfg.allow_paths_outside_data) for split, ds in data.items()})
@@ -57,6 +58,9 @@ def _paths_to_images(dataset: datasets.Dataset, column: str, source: str, allow_
     for row, value in enumerate(dataset[column]):
         if value is None or not str(value).strip():
             raise DataError(f"{row_name(source, row)}: empty image path in column {column!r}")
+        if not isinstance(value, str):
+            raise DataError(f"{row_name(source, row)}: the image path in column {column!r} must be a string, got "
+                            f"{kind_of(value)}")
         path = inside_data_folder(base / str(value).strip(), base, allow_outside, row_name(source, row))
         if not path.is_file():
             raise DataError(f"{row_name(source, row)}: image file {path} not found (paths are relative to {base})")
@@ -88,6 +92,7 @@ def encode_labels(data: DatasetDict, cfg, describe: dict[str, Describe]) -> Data
     values = list(data["train"]["label"])
     if None in values:
         raise DataError(f"{describe['train'](values.index(None))}: missing label")
+    _check_plain_labels(data, describe, multi=False)
     names = _names(cfg, values)
     if len(names) < 2:
         raise DataError(f"{cfg.train_file}: column {cfg.label_column!r} has a single class {names}; "
@@ -114,6 +119,7 @@ def _encode_multi(data: DatasetDict, cfg, describe: dict[str, Describe]) -> Data
         parts = value if isinstance(value, list) else str(value).split(cfg.label_separator)
         return [str(p).strip() for p in parts if str(p).strip()]
 
+    _check_plain_labels(data, describe, multi=True)
     names = sorted({name for value in data["train"]["label"] for name in split_labels(value)})
     if len(names) < 2:
         raise DataError(f"{describe['train'](0)}: multi-label data needs at least two label names, found {names}")
@@ -125,6 +131,18 @@ def _encode_multi(data: DatasetDict, cfg, describe: dict[str, Describe]) -> Data
                 raise DataError(f"{describe[split](row)}: unknown label(s) {unknown}; the training labels are {names}")
     return _with_feature(data, datasets.List(ClassLabel(names=names)),
                          lambda values: [[index[n] for n in split_labels(v)] for v in values])
+
+
+def _check_plain_labels(data: DatasetDict, describe: dict[str, Describe], multi: bool) -> None:
+    """Each label is a string or a number (multi-label: also a list of them), not an object: str() of one would
+    silently become a class name."""
+    for split, dataset in data.items():
+        for row, value in enumerate(dataset["label"]):
+            items = value if multi and isinstance(value, list) else [value]
+            bad = next((v for v in items if isinstance(v, (dict, list))), None)
+            if bad is not None:
+                raise DataError(f"{describe[split](row)}: a label must be a string or a number"
+                                f"{' (or a list of them)' if multi else ''}, got {kind_of(bad)}")
 
 
 def _with_feature(data: DatasetDict, feature, encode) -> DatasetDict:

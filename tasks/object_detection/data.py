@@ -5,7 +5,6 @@ Every split becomes the cppe-5 layout: `image`, `image_id`, `width`, `height` an
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from PIL import Image
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from shared.inputs.data import DataError, inside_data_folder
+from shared.inputs.data import DataError, inside_data_folder, kind_of, parse_json
 from shared.inputs.vision import check_image
 
 ANNOTATION_FILE = "_annotations.coco.json"
@@ -30,16 +29,54 @@ FEATURES = datasets.Features({
 
 # ---------------------------------------------------------------- COCO JSON folders
 def _read_json(path: Path) -> dict:
+    """A COCO annotation file, its three lists and every entry checked for the fields the reader uses."""
     if not path.is_file():
         raise DataError(f"{path}: no such file; a split folder holds its images and {ANNOTATION_FILE}")
-    try:
-        coco = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path}: not valid JSON ({err})") from None
+    coco = parse_json(path)
+    if not isinstance(coco, dict):
+        raise DataError(f"{path}: expected a COCO object with images, annotations and categories, got {kind_of(coco)}")
     missing = [key for key in ("images", "annotations", "categories") if key not in coco]
     if missing:
         raise DataError(f"{path}: missing COCO key(s) {missing}")
+    for key, fields in ENTRY_FIELDS.items():
+        if not isinstance(coco[key], list):
+            raise DataError(f"{path}: {key!r} must be a list, got {kind_of(coco[key])}")
+        for number, entry in enumerate(coco[key]):
+            _check_entry(entry, fields, f"{path}: {SINGULAR[key]} {number}")
+    for key in ("images", "categories"):  # annotations point at these by id
+        seen = {}
+        for number, entry in enumerate(coco[key]):
+            if entry["id"] in seen:
+                raise DataError(f"{path}: {SINGULAR[key]} {number}: duplicate id {entry['id']} "
+                                f"(also entry {seen[entry['id']]} of {key!r})")
+            seen[entry["id"]] = number
     return coco
+
+
+# The fields the reader uses, by COCO list: "int" (a whole number; width and height also positive), "str", "box".
+ENTRY_FIELDS = {"images": {"id": "int", "file_name": "str", "width": "size", "height": "size"},
+                "categories": {"id": "int", "name": "str"},
+                "annotations": {"image_id": "int", "category_id": "int", "bbox": "box"}}
+SINGULAR = {"images": "image", "categories": "category", "annotations": "annotation"}
+_WANTED = {"int": "an integer", "size": "a positive integer", "str": "a string", "box": "a list [x, y, w, h]"}
+
+
+def _field_fits(value, kind: str) -> bool:
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "box":
+        return isinstance(value, list)
+    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    return whole and not isinstance(value, bool) and (kind == "int" or value > 0)
+
+
+def _check_entry(entry, fields: dict[str, str], where: str) -> None:
+    if not isinstance(entry, dict):
+        raise DataError(f"{where}: expected an object, got {kind_of(entry)}")
+    for name, kind in fields.items():
+        if not _field_fits(entry.get(name), kind):
+            got = kind_of(entry[name]) if name in entry else "nothing"
+            raise DataError(f"{where} (id {entry.get('id')!r}): {name!r} must be {_WANTED[kind]}, got {got}")
 
 
 def coco_categories(folder: str | Path) -> list[tuple[int, str]]:
@@ -52,6 +89,8 @@ def _checked_box(box, width: int, height: int, where: str) -> list[float]:
     """The box clipped to the image, or DataError when it has no area or lies outside the image."""
     if not isinstance(box, (list, tuple)) or len(box) != 4:
         raise DataError(f"{where}: bbox must be [x, y, w, h] in pixels, got {box!r}")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in box):
+        raise DataError(f"{where}: bbox values must be numbers, got {box!r}")
     x, y, w, h = (float(v) for v in box)
     if w <= 0 or h <= 0:
         raise DataError(f"{where}: bbox {box} has non-positive size (w={w:g}, h={h:g})")

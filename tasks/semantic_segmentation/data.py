@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from datasets import DatasetDict
 from PIL import Image
 
 from shared.toolkit.config import ConfigError
-from shared.inputs.data import DataError, load_hub_or_files, require_columns
+from shared.inputs.data import DataError, folder_files, kind_of, load_hub_or_files, parse_json, require_columns
 from shared.inputs.vision import IMAGE_EXTENSIONS, check_image
 
 IGNORE = 255  # the ignore value inside the suite: every source's own ignore index is mapped onto it
@@ -32,21 +31,26 @@ class LabelSet:
 # ---------------------------------------------------------------- labels
 def read_labels(path: Path) -> LabelSet:
     """labels.json: {"id2label": {"0": "sky", ...}, "ignore_index": 11} (or a bare {"0": "sky", ...})."""
-    try:
-        raw = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise DataError(f"{path}: cannot read labels ({err})") from None
+    if not path.is_file():
+        raise DataError(f"{path}: cannot read labels (no such file)")
+    raw = parse_json(path)
     mapping = raw.get("id2label", raw) if isinstance(raw, dict) else None
     try:
         ids = sorted(int(k) for k in mapping)
-    except (TypeError, ValueError):
+        names = {int(k): v for k, v in mapping.items()}
+    except (AttributeError, TypeError, ValueError):
         raise DataError(f"{path}: expected {{\"id2label\": {{\"0\": \"name\", ...}}, \"ignore_index\": N}}") from None
     if ids != list(range(len(ids))) or len(ids) < 2:
         raise DataError(f"{path}: id2label needs ids 0..N-1 (at least two classes), got {ids}")
+    bad = next((i for i in ids if not isinstance(names[i], str)), None)
+    if bad is not None:
+        raise DataError(f"{path}: the name of class {bad} must be a string, got {kind_of(names[bad])}")
     ignore = raw.get("ignore_index") if "id2label" in raw else None
-    if ignore is not None and int(ignore) in ids:
-        raise DataError(f"{path}: ignore_index {ignore} is also a class id ({mapping[str(ignore)]!r})")
-    return LabelSet([str(mapping[str(i)]) for i in ids], None if ignore is None else int(ignore))
+    if ignore is not None and (isinstance(ignore, bool) or not isinstance(ignore, int) or not 0 <= ignore <= 255):
+        raise DataError(f"{path}: ignore_index must be a mask value 0-255 (or null), got {ignore!r}")
+    if ignore is not None and ignore in ids:
+        raise DataError(f"{path}: ignore_index {ignore} is also a class id ({names[ignore]!r})")
+    return LabelSet([names[i] for i in ids], ignore)
 
 
 def reduce(labels: LabelSet) -> LabelSet:
@@ -97,14 +101,17 @@ def find_labels_file(split_dir: Path) -> Path:
 
 
 # ---------------------------------------------------------------- folders
-def load_folder(split_dir: Path, flag: str) -> datasets.Dataset:
-    """`split_dir/images/*` paired by stem with `split_dir/masks/*.png`; every image needs its mask."""
+def load_folder(split_dir: Path, flag: str, allow_outside: bool = False) -> datasets.Dataset:
+    """`split_dir/images/*` paired by stem with `split_dir/masks/*.png`; every image needs its mask. Listed by
+    shared.inputs.data.folder_files: a symbolic link out of `split_dir` is refused unless `allow_outside`."""
     images_dir, masks_dir = split_dir / "images", split_dir / "masks"
     for folder in (images_dir, masks_dir):
         if not folder.is_dir():
             raise DataError(f"{flag} {split_dir}: expected subfolders images/ and masks/; {folder} is missing")
-    images = sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
-    masks = {p.stem: p for p in masks_dir.iterdir() if p.suffix.lower() in MASK_EXTENSIONS}
+    listed = {folder: folder_files(folder, allow_outside, base=split_dir, recursive=False)
+              for folder in (images_dir, masks_dir)}
+    images = [p for p in listed[images_dir] if p.suffix.lower() in IMAGE_EXTENSIONS]
+    masks = {p.stem: p for p in listed[masks_dir] if p.suffix.lower() in MASK_EXTENSIONS}
     if not images:
         raise DataError(f"{images_dir}: no images")
     missing = [p for p in images if p.stem not in masks]
@@ -143,11 +150,12 @@ def load_raw(cfg, default_dir) -> tuple[DatasetDict, LabelSet, dict[str, str]]:
         cfg = dataclasses.replace(cfg, train_dir=str(folder / "train"), validation_dir=str(folder / "validation"))
     if cfg.dataset_name:
         return _load_hub(cfg)
-    splits = {"train": load_folder(Path(cfg.train_dir), "--train_dir")}
+    allow = cfg.allow_paths_outside_data
+    splits = {"train": load_folder(Path(cfg.train_dir), "--train_dir", allow)}
     where = {"train": str(cfg.train_dir)}
     for split, folder in (("validation", cfg.validation_dir), ("test", cfg.test_dir)):
         if folder:
-            splits[split], where[split] = load_folder(Path(folder), f"--{split}_dir"), str(folder)
+            splits[split], where[split] = load_folder(Path(folder), f"--{split}_dir", allow), str(folder)
     labels_file = Path(cfg.labels_file) if cfg.labels_file else find_labels_file(Path(cfg.train_dir))
     return DatasetDict(splits), read_labels(labels_file), where
 

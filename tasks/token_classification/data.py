@@ -1,6 +1,7 @@
 """Reading CoNLL files, JSONL rows and hub splits into sentences of words and IOB2 tags, with scheme checks."""
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -8,7 +9,7 @@ from pathlib import Path
 import datasets
 from datasets import ClassLabel, Dataset
 
-from shared.inputs.data import DataError, read_label_names
+from shared.inputs.data import DataError, kind_of, parse_json, read_label_names, read_text
 
 JSON_SUFFIXES = (".json", ".jsonl")
 PREFIXES = {"B", "I", "E", "S"}  # IOB1 and IOB2 use B and I; BIOES adds E (end) and S (single)
@@ -32,21 +33,20 @@ class Sentences:
 def read_conll(path: Path) -> Sentences:
     """Token first, tag last, tab- or space-separated; blank lines end sentences; -DOCSTART- lines are skipped."""
     out, tokens, tags, where = Sentences(str(path)), [], [], []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            parts = line.rstrip("\n").split("\t") if "\t" in line else line.split()
-            if not line.strip():
-                if tokens:
-                    out.add(tokens, tags, where)
-                tokens, tags, where = [], [], []
-                continue
-            if parts[0] == "-DOCSTART-":
-                continue
-            if len(parts) < 2 or not parts[-1].strip():
-                raise DataError(f"{path} line {number}: no tag (expected 'token<TAB>tag', got {line.strip()!r})")
-            tokens.append(parts[0].strip())
-            tags.append(parts[-1].strip())
-            where.append(f"{path} line {number}")
+    for number, line in enumerate(io.StringIO(read_text(path), newline=None), start=1):  # lines as open() reads
+        parts = line.rstrip("\n").split("\t") if "\t" in line else line.split()
+        if not line.strip():
+            if tokens:
+                out.add(tokens, tags, where)
+            tokens, tags, where = [], [], []
+            continue
+        if parts[0] == "-DOCSTART-":
+            continue
+        if len(parts) < 2 or not parts[-1].strip():
+            raise DataError(f"{path} line {number}: no tag (expected 'token<TAB>tag', got {line.strip()!r})")
+        tokens.append(parts[0].strip())
+        tags.append(parts[-1].strip())
+        where.append(f"{path} line {number}")
     if tokens:
         out.add(tokens, tags, where)
     if not out.tokens:
@@ -56,7 +56,7 @@ def read_conll(path: Path) -> Sentences:
 
 def read_json_rows(path: Path, tokens_column: str, tags_column: str | None) -> Sentences:
     """JSONL (or a JSON list) of {"tokens": [...], "tags": [...]}; integer tags take names from labels.json."""
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path)
     if not text.strip():
         raise DataError(f"{path}: empty file (no sentences)")
     rows = _json_rows(path, text)
@@ -70,7 +70,9 @@ def read_json_rows(path: Path, tokens_column: str, tags_column: str | None) -> S
                             "(pass --tokens_column / --tags_column)")
         tokens, tags = row[tokens_column], row[column]
         if not isinstance(tokens, list) or not isinstance(tags, list):
-            raise DataError(f"{place}: {tokens_column!r} and {column!r} must be lists")
+            raise DataError(f"{place}: {tokens_column!r} and {column!r} must be lists, got "
+                            f"{kind_of(tokens)} and {kind_of(tags)}")
+        _check_words(tokens, tokens_column, place)
         if len(tokens) != len(tags):
             raise DataError(f"{place}: {len(tokens)} tokens but {len(tags)} tags")
         if not tokens:
@@ -83,12 +85,14 @@ def _json_rows(path: Path, text: str) -> list[tuple[int, dict]]:
     """(line or record number, row) pairs from JSON lines or one JSON list."""
     stripped = text.lstrip()
     if stripped.startswith("["):
-        try:
-            return [(i + 1, row) for i, row in enumerate(json.loads(text))]
-        except json.JSONDecodeError as err:
-            raise DataError(f"{path}: not valid JSON ({err})") from err
+        rows = list(enumerate(parse_json(path, text), start=1))
+        bad = next((number for number, row in rows if not isinstance(row, dict)), None)
+        if bad is not None:
+            raise DataError(f"{path} record {bad - 1}: expected an object with tokens and tags, got "
+                            f"{kind_of(rows[bad - 1][1])}")
+        return rows
     rows = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(io.StringIO(text, newline=None), start=1):
         if not line.strip():
             continue
         try:
@@ -96,9 +100,16 @@ def _json_rows(path: Path, text: str) -> list[tuple[int, dict]]:
         except json.JSONDecodeError as err:
             raise DataError(f"{path} line {number}: not valid JSON ({err.msg})") from err
         if not isinstance(row, dict):
-            raise DataError(f"{path} line {number}: expected an object with tokens and tags")
+            raise DataError(f"{path} line {number}: expected an object with tokens and tags, got {kind_of(row)}")
         rows.append((number, row))
     return rows
+
+
+def _check_words(tokens: list, column: str, place: str) -> None:
+    """Words are strings (numbers are taken as their text); an object or a list would become its repr."""
+    bad = next((t for t in tokens if isinstance(t, (dict, list, bool)) or t is None), False)
+    if bad is not False:
+        raise DataError(f"{place}: every item of {column!r} must be a word (a string), got {kind_of(bad)}")
 
 
 def _tag_name(tag, names: list[str] | None, place: str) -> str:
@@ -225,15 +236,17 @@ def read_words(path: str, tokens_column: str) -> list[list[str]] | None:
     if not file.is_file():
         raise DataError(f"{file}: no such file")
     if file.suffix.lower() in JSON_SUFFIXES:
-        rows = _json_rows(file, file.read_text(encoding="utf-8"))
+        rows = _json_rows(file, read_text(file))
         if not rows or any(c in rows[0][1] for c in ("tags", "ner_tags")):
             return None
         missing = next((n for n, row in rows if not isinstance(row.get(tokens_column), list)), None)
         if missing is not None:
             raise DataError(f"{file} line {missing}: no {tokens_column!r} list")
+        for number, row in rows:
+            _check_words(row[tokens_column], tokens_column, f"{file} line {number}")
         return [[str(t) for t in row[tokens_column]] for _, row in rows]
     sentences, words = [], []
-    for line in file.read_text(encoding="utf-8").splitlines() + [""]:
+    for line in [*io.StringIO(read_text(file), newline=None), ""]:
         parts = line.split("\t") if "\t" in line else line.split()
         if parts and parts[0] == "-DOCSTART-":
             continue

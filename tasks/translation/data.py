@@ -2,17 +2,21 @@
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 from datasets import Dataset
 
-from shared.inputs.data import DataError, load_table, row_name
+from shared.inputs.data import DataError, kind_of, load_table, read_text, row_name
 
 
 def read_tsv(path: Path, source_lang: str | None, target_lang: str | None) -> tuple[list[tuple], list[str]]:
     """Two tab-separated columns, source then target; a first line naming the two languages is a header."""
-    with path.open(newline="", encoding="utf-8") as handle:
-        lines = list(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+    reader = csv.reader(io.StringIO(read_text(path), newline=""), delimiter="\t", quoting=csv.QUOTE_NONE)
+    try:
+        lines = list(reader)
+    except csv.Error as err:  # a field past csv's size limit (131072 characters)
+        raise DataError(f"{path} line {reader.line_num}: {err}") from None
     start = 1 if lines and [c.strip() for c in lines[0]] == [source_lang, target_lang] else 0
     pairs, where = [], []
     for number, cells in enumerate(lines[start:], start=start + 1):
@@ -38,9 +42,12 @@ def read_translation_rows(dataset: Dataset, source: str, source_lang: str | None
     pairs, where = [], []
     for index, row in enumerate(dataset):
         pair = row["translation"] if nested else row
+        if not isinstance(pair, dict):
+            raise DataError(f"{row_name(source, index)}: 'translation' must be an object {{language: text}}, got "
+                            f"{kind_of(pair)}")
         for lang in (source_lang, target_lang):
-            if not isinstance(pair, dict) or lang not in pair or pair[lang] is None:
-                raise DataError(f"{row_name(source, index)}: no {lang!r} text; found {sorted(pair or {})}")
+            if lang not in pair or pair[lang] is None:
+                raise DataError(f"{row_name(source, index)}: no {lang!r} text; found {sorted(pair)}")
         pairs.append((pair[source_lang], pair[target_lang]))
         where.append(row_name(source, index))
     return pairs, where
@@ -50,7 +57,9 @@ def validated(pairs: list[tuple], where: list[str]) -> Dataset:
     """A Dataset of source/target strings; an empty side is refused with its row."""
     for (source, target), location in zip(pairs, where):
         for side, text in (("source", source), ("target", target)):
-            if not isinstance(text, str) or not text.strip():
+            if not isinstance(text, str):
+                raise DataError(f"{location}: the {side} text must be a string, got {kind_of(text)}")
+            if not text.strip():
                 raise DataError(f"{location}: empty {side} text")
     if not pairs:
         raise DataError(f"{where[0] if where else 'data'}: no sentence pairs")
