@@ -101,7 +101,7 @@ def run_side(side: str, task: str, model: Path, source: Path, folder: Path, repe
     log = folder / f"{tag}_{repeat}.log"
     measured = run_measured(side_command(side, task, model, source, output, batch_size), log)
     count, seconds = loop_report(log)
-    row = {"task": task, "side": side, "repeat": repeat, "inputs": count, "loop_seconds": round(seconds, 2),
+    row = {"task": task, "side": side, "repeat": repeat, "inputs": count, "loop_seconds": round(seconds, 3),
            "rows_per_second": round(count / max(seconds, 1e-9), 2), **measured, "output": str(output)}
     print(json.dumps({k: v for k, v in row.items() if k != "output"}), flush=True)
     return row
