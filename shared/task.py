@@ -218,8 +218,9 @@ class Task:
 
     @classmethod
     def prediction_format(cls):
-        """A fresh copy of the task's prediction format (one keeps what it skipped while reading), through which
-        predict.py and the demo's examples read inputs; None for a task without one."""
+        """The task's prediction format, through which predict.py and the demo's examples read inputs; None for a
+        task without one. A format keeps no run state (read() returns each run's Inputs), so a new object is
+        only for isolation, not correctness."""
         if not cls.predictions:
             return None
         import importlib

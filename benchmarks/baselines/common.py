@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 
-from transformers import TrainerCallback
+import torch
+from transformers import TrainerCallback, TrainingArguments
 
 
 def baseline_parser() -> argparse.ArgumentParser:
@@ -16,6 +18,19 @@ def baseline_parser() -> argparse.ArgumentParser:
     parser.add_argument("--per_epoch_eval", action="store_true",
                         help="evaluate at the recipe's cadence (time-to-target); default: once, after training")
     return parser
+
+
+def scored_at_end_arguments(cfg, args, train_rows: int) -> TrainingArguments:
+    """Trainer's settings from our recipe for a baseline that scores once, after training, outside Trainer:
+    the same batch, rate, epochs, decay, warmup (the recipe's ratio turned into steps) and linear schedule."""
+    steps = math.ceil(train_rows / cfg.per_device_train_batch_size) * cfg.num_train_epochs
+    return TrainingArguments(
+        output_dir=args.output_dir, per_device_train_batch_size=cfg.per_device_train_batch_size,
+        per_device_eval_batch_size=cfg.per_device_eval_batch_size, learning_rate=cfg.learning_rate,
+        num_train_epochs=cfg.num_train_epochs, weight_decay=cfg.weight_decay,
+        warmup_steps=cfg.warmup_steps or math.ceil(cfg.warmup_ratio * steps), lr_scheduler_type="linear",
+        eval_strategy="no", save_strategy="no", logging_steps=cfg.logging_steps, seed=cfg.seed, bf16=args.bf16,
+        use_cpu=not torch.cuda.is_available(), report_to="none", max_grad_norm=cfg.max_grad_norm)
 
 
 class EvalClock(TrainerCallback):

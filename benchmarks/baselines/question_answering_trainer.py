@@ -2,14 +2,12 @@
 with the standard n-best span postprocessing (the same algorithm as the transformers QA example)."""
 from __future__ import annotations
 
-import math
 import time
 from collections import defaultdict
 
-import torch
-from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+from transformers import DataCollatorWithPadding, Trainer
 
-from benchmarks.baselines.common import baseline_parser, write_trainer_results
+from benchmarks.baselines.common import baseline_parser, scored_at_end_arguments, write_trainer_results
 from shared.toolkit.config import parse_config
 from shared.evaluation.scoring import load_metric
 from shared.run import build_run
@@ -27,14 +25,7 @@ def main() -> None:
     run = build_run(task_class(cfg), splits=("train", "validation"))
     data, tokenizer, model = run.data, run.processor, run.model
     train, features = run.datasets["train"], run.datasets["validation"]
-    steps = math.ceil(len(train) / cfg.per_device_train_batch_size) * cfg.num_train_epochs
-    training_args = TrainingArguments(
-        output_dir=args.output_dir, per_device_train_batch_size=cfg.per_device_train_batch_size,
-        per_device_eval_batch_size=cfg.per_device_eval_batch_size, learning_rate=cfg.learning_rate,
-        num_train_epochs=cfg.num_train_epochs, weight_decay=cfg.weight_decay,
-        warmup_steps=cfg.warmup_steps or math.ceil(cfg.warmup_ratio * steps), lr_scheduler_type="linear",
-        eval_strategy="no", save_strategy="no", logging_steps=cfg.logging_steps, seed=cfg.seed, bf16=args.bf16,
-        use_cpu=not torch.cuda.is_available(), report_to="none", max_grad_norm=cfg.max_grad_norm)
+    training_args = scored_at_end_arguments(cfg, args, len(train))
     trainer = Trainer(model=model, args=training_args, train_dataset=train,
                       data_collator=DataCollatorWithPadding(tokenizer))
     train_output = trainer.train()

@@ -2,14 +2,12 @@
 transformers `run_ner` example does it: first sub-token labelled, sentences truncated at max_seq_length."""
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
-import torch
-from transformers import AutoModelForTokenClassification, DataCollatorForTokenClassification, Trainer, TrainingArguments
+from transformers import AutoModelForTokenClassification, DataCollatorForTokenClassification, Trainer
 
-from benchmarks.baselines.common import baseline_parser, write_trainer_results
+from benchmarks.baselines.common import baseline_parser, scored_at_end_arguments, write_trainer_results
 from shared.toolkit.config import parse_config
 from shared.evaluation.scoring import load_metric
 from shared.toolkit.models import resolve_model
@@ -63,14 +61,7 @@ def main() -> None:
     tokenize = first_sub_token_labels(tokenizer, cfg.max_seq_length)
     train = data["train"].map(tokenize, batched=True, remove_columns=data["train"].column_names)
     validation = data["validation"].map(tokenize, batched=True, remove_columns=data["validation"].column_names)
-    steps = math.ceil(len(train) / cfg.per_device_train_batch_size) * cfg.num_train_epochs
-    training_args = TrainingArguments(
-        output_dir=args.output_dir, per_device_train_batch_size=cfg.per_device_train_batch_size,
-        per_device_eval_batch_size=cfg.per_device_eval_batch_size, learning_rate=cfg.learning_rate,
-        num_train_epochs=cfg.num_train_epochs, weight_decay=cfg.weight_decay,
-        warmup_steps=cfg.warmup_steps or math.ceil(cfg.warmup_ratio * steps), lr_scheduler_type="linear",
-        eval_strategy="no", save_strategy="no", logging_steps=cfg.logging_steps, seed=cfg.seed, bf16=args.bf16,
-        use_cpu=not torch.cuda.is_available(), report_to="none", max_grad_norm=cfg.max_grad_norm)
+    training_args = scored_at_end_arguments(cfg, args, len(train))
     trainer = Trainer(model=model, args=training_args, train_dataset=train,
                       data_collator=DataCollatorForTokenClassification(tokenizer))
     train_output = trainer.train()

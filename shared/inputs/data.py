@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import datasets
 from datasets import ClassLabel, Dataset, DatasetDict
@@ -92,18 +93,24 @@ def _json_layout(path: Path) -> str:
     return "wrapped" if wrapped else "rows"
 
 
+def json_lines(path: Path, lines: Iterable[str]) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for every non-blank line of JSON-lines text, else DataError naming the line."""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path} line {number}: not valid JSON ({_reason(err)} at column {err.colno})") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{path} line {number}: expected one JSON object per line, got {kind_of(row)}")
+        yield number, row
+
+
 def _check_json_lines(path: Path, first_only: bool = False) -> None:
-    """Every non-blank line of a JSON-lines file is one JSON object, else DataError naming the line."""
+    """Every non-blank line of a JSON-lines file is one JSON object (or only the first, for a quick sniff)."""
     with path.open(encoding="utf-8-sig") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"{path} line {number}: not valid JSON ({_reason(err)} at column {err.colno})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path} line {number}: expected one JSON object per line, got {kind_of(row)}")
+        for _ in json_lines(path, handle):
             if first_only:
                 return
 

@@ -75,7 +75,7 @@ def _read_split(task: Task, cfg, path: str, model_dir: Path):
     if fmt is None:
         return None
     opts = fmt.options_class(input=str(path), output=str(model_dir / "demo-unused"))
-    rows, _ = fmt.read(task, cfg, opts, fmt.labels(AutoConfig.from_pretrained(model_dir)))
+    rows = fmt.read(task, cfg, opts, fmt.labels(AutoConfig.from_pretrained(model_dir))).rows
     return rows
 
 

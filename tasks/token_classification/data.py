@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import io
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
 from datasets import ClassLabel, Dataset
 
-from shared.inputs.data import DataError, kind_of, parse_json, read_label_names, read_text
+from shared.inputs.data import DataError, json_lines, kind_of, parse_json, read_label_names, read_text
 
 JSON_SUFFIXES = (".json", ".jsonl")
 PREFIXES = {"B", "I", "E", "S"}  # IOB1 and IOB2 use B and I; BIOES adds E (end) and S (single)
@@ -91,18 +90,7 @@ def _json_rows(path: Path, text: str) -> list[tuple[int, dict]]:
             raise DataError(f"{path} record {bad - 1}: expected an object with tokens and tags, got "
                             f"{kind_of(rows[bad - 1][1])}")
         return rows
-    rows = []
-    for number, line in enumerate(io.StringIO(text, newline=None), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(f"{path} line {number}: not valid JSON ({err.msg})") from err
-        if not isinstance(row, dict):
-            raise DataError(f"{path} line {number}: expected an object with tokens and tags, got {kind_of(row)}")
-        rows.append((number, row))
-    return rows
+    return list(json_lines(path, io.StringIO(text, newline=None)))
 
 
 def _check_words(tokens: list, column: str, place: str) -> None:

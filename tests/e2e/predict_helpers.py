@@ -2,6 +2,7 @@
 comparing predict_results.json with the engine's results.json, and a run made to fail midway."""
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from shared.task import get_task
 from shared.toolkit.cli import predict_main
+from tests.helpers import launch_two_cpu_processes
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,3 +68,12 @@ def fails_midway(monkeypatch, task: str, model: Path, source: Path, output: Path
     monkeypatch.undo()
     reset_accelerate()
     assert_nothing_complete(output)
+
+
+def one_and_two_process_rows(task: str, model: Path, source: Path, folder: Path) -> tuple[list[dict], list[dict]]:
+    """The CSV rows predict.py writes in this process, then under two launched CPU processes (batch 4)."""
+    predict_file(task, model, source, folder / "one.csv")
+    launch_two_cpu_processes(ROOT / "tasks" / task / "predict.py", [
+        "--model_name_or_path", str(model), "--input", str(source), "--output", str(folder / "two.csv"),
+        "--per_device_eval_batch_size", "4"])
+    return tuple(list(csv.DictReader((folder / name).open())) for name in ("one.csv", "two.csv"))

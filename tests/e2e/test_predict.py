@@ -16,9 +16,9 @@ import time
 import pytest
 
 from shared.toolkit.cli import main
-from tests.e2e.predict_helpers import (ROOT, assert_engine_metrics, fails_midway, format_class, predict_file,
-                                       reset_accelerate)
-from tests.helpers import launch_two_cpu_processes, tiny_text_args, toy_reviews, write_csv
+from tests.e2e.predict_helpers import (ROOT, assert_engine_metrics, fails_midway, format_class,
+                                       one_and_two_process_rows, predict_file, reset_accelerate)
+from tests.helpers import tiny_text_args, toy_reviews, write_csv
 
 TASKS = ("text_classification", "question_answering", "translation", "image_classification", "object_detection",
          "semantic_segmentation", "token_classification")
@@ -127,11 +127,7 @@ def test_a_model_of_another_task_is_refused_by_its_training_info(text_run, tmp_p
 @pytest.mark.slow
 def test_text_classification_two_processes_write_the_file_one_does(text_run, tmp_path):
     run, validation = text_run
-    predict_file("text_classification", run / "best", validation, tmp_path / "one.csv")
-    launch_two_cpu_processes(ROOT / "tasks" / "text_classification" / "predict.py", [
-        "--model_name_or_path", str(run / "best"), "--input", str(validation), "--output", str(tmp_path / "two.csv"),
-        "--per_device_eval_batch_size", "4"])
-    one, two = (list(csv.DictReader((tmp_path / name).open())) for name in ("one.csv", "two.csv"))
+    one, two = one_and_two_process_rows("text_classification", run / "best", validation, tmp_path)
     assert len(two) == len(one) == 30
     for a, b in zip(one, two):
         assert a["text"] == b["text"] and a["label"] == b["label"]

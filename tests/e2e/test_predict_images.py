@@ -14,8 +14,9 @@ import torch
 from PIL import Image
 
 from shared.toolkit.cli import main, predict_main
-from tests.e2e.predict_helpers import ROOT, assert_engine_metrics, fails_midway, predict_file, reset_accelerate
-from tests.helpers import launch_two_cpu_processes, tiny_image_args, tiny_image_data, tiny_vit_dir
+from tests.e2e.predict_helpers import (assert_engine_metrics, fails_midway, one_and_two_process_rows,
+                                       predict_file, reset_accelerate)
+from tests.helpers import tiny_image_args, tiny_image_data, tiny_vit_dir
 
 
 # ---------------------------------------------------------------------- image classification
@@ -61,11 +62,7 @@ def test_image_classification_failure_leaves_no_output(image_run, tmp_path, monk
 @pytest.mark.slow
 def test_image_classification_two_processes_write_the_file_one_does(image_run, tmp_path):
     run, validation = image_run
-    predict_file("image_classification", run / "best", validation, tmp_path / "one.csv")
-    launch_two_cpu_processes(ROOT / "tasks" / "image_classification" / "predict.py", [
-        "--model_name_or_path", str(run / "best"), "--input", str(validation), "--output", str(tmp_path / "two.csv"),
-        "--per_device_eval_batch_size", "4"])
-    one, two = (list(csv.DictReader((tmp_path / name).open())) for name in ("one.csv", "two.csv"))
+    one, two = one_and_two_process_rows("image_classification", run / "best", validation, tmp_path)
     assert len(two) == len(one) == 12
     for a, b in zip(one, two):
         assert (a["image"], a["label_1"]) == (b["image"], b["label_1"])
