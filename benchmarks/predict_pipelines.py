@@ -61,7 +61,7 @@ def translation(pipe, source: Path, output: Path, settings: dict) -> int:
 
 
 def image_classification(pipe, source: Path, output: Path, settings: dict) -> int:
-    paths = [str(p) for p in list_images(source)]
+    paths = [str(p) for p in list_images(source, allow_outside=True)]
     k = min(settings["top_k"], pipe.model.config.num_labels)
     with output.open("w", newline="") as handle:
         writer = csv.writer(handle)
@@ -72,7 +72,7 @@ def image_classification(pipe, source: Path, output: Path, settings: dict) -> in
 
 
 def object_detection(pipe, source: Path, output: Path, settings: dict) -> int:
-    paths = [str(p) for p in list_images(source)]
+    paths = [str(p) for p in list_images(source, allow_outside=True)]
     ids = pipe.model.config.label2id
     entries = []
     for image_id, (path, boxes) in enumerate(zip(paths, pipe(paths, batch_size=settings["batch_size"],
@@ -89,7 +89,7 @@ def semantic_segmentation(pipe, source: Path, output: Path, settings: dict) -> i
     import numpy as np
     from PIL import Image
 
-    paths = list_images(source)
+    paths = list_images(source, allow_outside=True)
     ids = pipe.model.config.label2id
     colours = np.random.default_rng(0).integers(0, 256, (256, 3), dtype=np.uint8)
     output.mkdir(parents=True, exist_ok=True)

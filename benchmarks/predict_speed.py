@@ -29,6 +29,9 @@ from benchmarks.common import machine_info, markdown_table, python_command, rati
 from benchmarks.predict_tasks import COUNTS, OUTPUTS, TASKS, agreement, pipeline_settings, write_inputs  # noqa: E402
 
 SIDES = ("predict.py", "pipeline")
+# the image inputs are links into ../shared/data (nothing copied), which predict.py refuses unless told
+IMAGE_LINKS_FLAG = {task: ["--allow_paths_outside_data"]
+                    for task in ("image_classification", "object_detection", "semantic_segmentation")}
 COLUMNS = ["task", "inputs", "predict.py rows/s", "pipeline rows/s", "ratio", "predict.py wall s", "pipeline wall s",
            "predict.py peak MB", "pipeline peak MB", "agreement"]
 
@@ -81,7 +84,7 @@ def side_command(side: str, task: str, model: Path, source: Path, output: Path, 
     if side == "predict.py":
         return python_command(f"tasks/{task}/predict.py", "--model_name_or_path", str(model), "--input", str(source),
                               "--output", str(output), "--per_device_eval_batch_size", str(batch_size),
-                              "--mixed_precision", "no")
+                              "--mixed_precision", "no", *IMAGE_LINKS_FLAG.get(task, []))
     settings = json.dumps(pipeline_settings(task, model, batch_size))
     return python_command("benchmarks/predict_pipelines.py", task, str(model), str(source), str(output), settings)
 

@@ -16,7 +16,6 @@ import io
 import json
 import re
 import statistics
-import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -25,10 +24,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from shared.training.checkpoint import read_training_info
-from shared.toolkit.cli import EntryParser
+from shared.toolkit.cli import EntryParser, entry_point
 from shared.toolkit.config import ConfigError, parse_config
 from shared.toolkit.extras import require
-from shared.inputs.data import DataError
 from shared.run import build_run
 from shared.task import get_task, list_tasks
 
@@ -204,6 +202,7 @@ def export(model_dir: str | Path, quantize: str | None = "dynamic-int8", onnx: b
     return report
 
 
+@entry_point  # a ConfigError or DataError ends as one `error: ` line and exit 2, as in train.py and predict.py
 def main(argv: list[str] | None = None) -> dict:
     parser = EntryParser(description=__doc__.split("\n")[0])
     parser.add_argument("model_dir", help="A best/ or last/ folder of a run (its run folder holds config.yaml).")
@@ -213,11 +212,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--max_eval_samples", type=int, default=None)
     args = parser.parse_args(argv)
     quantize = None if args.quantize == "none" else args.quantize
-    try:
-        if args.onnx:  # the [export] extra: checked before any model is loaded
-            require("onnx", "export", "--onnx")
-            require("onnxruntime", "export", "--onnx")
-        return export(args.model_dir, quantize, args.onnx, args.task, args.max_eval_samples)
-    except (ConfigError, DataError) as err:  # exit 2: the same code as the training entry point for refused input
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+    if args.onnx:  # the [export] extra: checked before any model is loaded
+        require("onnx", "export", "--onnx")
+        require("onnxruntime", "export", "--onnx")
+    return export(args.model_dir, quantize, args.onnx, args.task, args.max_eval_samples)

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from shared.training.checkpoint import read_training_info
 from shared.toolkit.config import ConfigError, _Parser
-from shared.inputs.data import DataError
+from shared.inputs.data import DataError, folder_files
 from shared.evaluation.scoring import split_scalars
 from shared.toolkit.runtime import build_accelerator, gather_eval_outputs, start_processes
 from shared.run import build_processor_and_model
@@ -138,7 +138,9 @@ def parse_predict_args(task: Task, fmt: Predictions, args: list[str] | None):
     parser = _Parser([task.config_class, fmt.options_class], allow_abbrev=False)
     run_config = Path(known.model_name_or_path or ".").parent / "config.yaml"
     if known.model_name_or_path and run_config.is_file():
-        names = {f.name for f in dataclasses.fields(task.config_class)} - {"model_name_or_path", "config"}
+        # a permission to read outside the data folder is given per command: training's does not carry over
+        names = {f.name for f in dataclasses.fields(task.config_class)} - {"model_name_or_path", "config",
+                                                                            "allow_paths_outside_data"}
         saved = yaml.safe_load(run_config.read_text()) or {}
         parser.set_defaults(**{k: v for k, v in saved.items() if k in names})
     try:
@@ -295,14 +297,16 @@ def _write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def list_images(folder: str | Path) -> list[Path]:
-    """Every image under `folder` (recursively), in sorted path order: the order predictions are written in."""
+def list_images(folder: str | Path, allow_outside: bool = False) -> list[Path]:
+    """Every image under `folder` (recursively), in sorted path order: the order predictions are written in. Listed
+    by shared.inputs.data.folder_files, as the training readers list theirs: a symbolic link that leads out of
+    `folder` is refused unless `allow_outside` (the task config's --allow_paths_outside_data)."""
     from shared.inputs.vision import IMAGE_EXTENSIONS
 
     root = Path(folder)
     if not root.is_dir():
         raise DataError(f"{root}: no such folder")
-    images = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+    images = sorted(p for p in folder_files(root, allow_outside) if p.suffix.lower() in IMAGE_EXTENSIONS
                     and not any(part.startswith(".") for part in p.relative_to(root).parts))
     if not images:
         raise DataError(f"{root}: no images (extensions {sorted(IMAGE_EXTENSIONS)[:8]}...)")

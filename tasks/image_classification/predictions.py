@@ -6,7 +6,7 @@ from pathlib import Path
 
 import datasets
 
-from shared.inputs.data import DataError, load_table, require_columns, row_name
+from shared.inputs.data import DataError, inside_data_folder, load_table, require_columns, row_name
 from shared.serving.predict import Inputs, PredictArguments, Predictions, list_images, readable_images
 from shared.serving.writers import CsvWriter
 
@@ -30,14 +30,16 @@ class ImageClassificationPredictions(Predictions):
         """A folder of images (class subfolders make it labelled) or a CSV/JSONL of image paths (and labels)."""
         source = Path(opts.input)
         if source.is_dir():
-            paths = list_images(source)
+            paths = list_images(source, cfg.allow_paths_outside_data)
             in_classes = all(len(p.relative_to(source).parts) == 2 for p in paths)
             values = [p.parent.name for p in paths] if in_classes else None
             names = [str(p) for p in paths]
         else:
             table = load_table(source)
             require_columns(table, [cfg.image_column], str(source))
-            paths = [source.parent / str(v).strip() for v in table[cfg.image_column]]
+            # the training reader's rule: a path may not leave the table's folder unless --allow_paths_outside_data
+            paths = [inside_data_folder(source.parent / str(v).strip(), source.parent, cfg.allow_paths_outside_data,
+                                        row_name(str(source), i)) for i, v in enumerate(table[cfg.image_column])]
             names = [f"{row_name(str(source), i)}: {p}" for i, p in enumerate(paths)]
             values = list(table[cfg.label_column]) if cfg.label_column in table.column_names else None
         kept, skipped = readable_images([str(p) for p in paths], names, opts.strict)

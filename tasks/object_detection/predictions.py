@@ -51,17 +51,18 @@ class ObjectDetectionPredictions(Predictions):
 
     def read(self, task, cfg, opts, labels):
         """A COCO folder (images + _annotations.coco.json: labelled, its ids kept) or any folder of images."""
-        folder = Path(opts.input)
+        folder, allow = Path(opts.input), cfg.allow_paths_outside_data  # as the training readers: links out refused
         if (folder / ANNOTATION_FILE).is_file():
             categories = coco_categories(folder)
             unknown = [name for _, name in categories if name not in labels]
             if unknown:
                 raise DataError(f"{folder / ANNOTATION_FILE}: categories {unknown} are not among the model's "
                                 f"labels {labels}")
-            data = load_coco_folder(folder, {cid: labels.index(name) for cid, name in categories}, verify_images=False)
+            data = load_coco_folder(folder, {cid: labels.index(name) for cid, name in categories}, verify_images=False,
+                                    allow_outside=allow)
             labelled = True
         else:
-            paths = list_images(folder)
+            paths = list_images(folder, allow)
             sizes = [_size(p) for p in paths]
             data = datasets.Dataset.from_dict({
                 "image": [str(p) for p in paths], "image_id": list(range(len(paths))),

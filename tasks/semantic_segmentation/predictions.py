@@ -49,16 +49,16 @@ class SemanticSegmentationPredictions(Predictions):
 
     def read(self, task, cfg, opts, labels):
         """A folder with images/ and masks/ (and labels.json beside them: labelled) or any folder of images."""
-        folder = Path(opts.input)
+        folder, allow = Path(opts.input), cfg.allow_paths_outside_data  # as the training readers: links out refused
         labelled = (folder / "masks").is_dir()
         if labelled:
-            data = load_folder(folder, "--input")
+            data = load_folder(folder, "--input", allow)
             label_set = read_labels(find_labels_file(folder))
             if len(label_set.names) - int(cfg.reduce_labels) != len(labels):
                 raise DataError(f"{find_labels_file(folder)}: {len(label_set.names)} classes, but the model has "
                                 f"{len(labels)} {labels}")
         else:
-            data = datasets.Dataset.from_dict({"image": [str(p) for p in list_images(folder)]})
+            data = datasets.Dataset.from_dict({"image": [str(p) for p in list_images(folder, allow)]})
             data = data.cast_column("image", datasets.Image())
         paths = [item["path"] for item in data.cast_column("image", datasets.Image(decode=False))["image"]]
         kept, skipped = readable_images(paths, paths, opts.strict)

@@ -58,7 +58,10 @@ class TextClassification(Task):
 
     @staticmethod
     def _check_texts(dataset, cfg, source: str) -> None:
-        for column in filter(None, [cfg.text_column, cfg.text_pair_column]):
+        for flag, column in (("text_column", cfg.text_column), ("text_pair_column", cfg.text_pair_column)):
+            if not column:
+                continue
+            _check_text_type(dataset.features[column], column, flag, source)
             for index, text in enumerate(dataset[column]):
                 if text is None or not str(text).strip():
                     raise DataError(f"{row_name(source, index)}: empty text in column {column!r}")
@@ -174,6 +177,21 @@ class TextClassification(Task):
         from tasks.text_classification.demo import demo_spec  # gradio is the [demo] extra: imported only here
 
         return demo_spec()
+
+
+TEXT_DTYPES = ("string", "large_string", "null")  # null: every cell empty, refused by the empty-text check
+
+
+def _check_text_type(feature, column: str, flag: str, source: str) -> None:
+    """A text column the reader typed as numbers (a CSV column of digits, `"text": 5` in every JSON row) is refused
+    rather than cast: it is most often the wrong column, and the reader has already lost what the text was
+    ("007" read as 7, an empty cell as NaN), so str() of the values would train on something else."""
+    if not isinstance(feature, Value) or feature.dtype in TEXT_DTYPES:
+        return
+    kind = "true/false" if feature.dtype == "bool" else "a number"
+    raise DataError(f"{source}: column {column!r} is not text: every row was read as {kind} ({feature.dtype}); "
+                    f"point --{flag} at the column that holds the text, or, to classify such values as text, give "
+                    "them as JSON strings in a .jsonl file")
 
 
 def _is_int(text: str) -> bool:

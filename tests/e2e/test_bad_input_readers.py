@@ -79,6 +79,22 @@ TABLES = [
     Case("jsonl-label-lists", "text_classification",
          lambda t, fx: _text(t, fx, "train.jsonl", _jsonl([{**r, "label": [r["label"]]} for r in LINES])),
          r"train\.jsonl line 1: column 'label' must hold one plain value .*got a list"),
+    Case("csv-text-column-all-numbers", "text_classification",
+         lambda t, fx: _text(t, fx, "train.csv", "text,label\n12,pos\n7,neg\n3,pos\n"),
+         r"train\.csv: column 'text' is not text: every row was read as a number \(int64\); point --text_column at "
+         r"the column that holds the text", subprocess=True),
+    Case("jsonl-every-text-a-number", "text_classification",
+         lambda t, fx: _text(t, fx, "train.jsonl", _jsonl([{"text": i + 0.5, "label": r["label"]}
+                                                           for i, r in enumerate(LINES)])),
+         r"train\.jsonl: column 'text' is not text: every row was read as a number \(float64\)"),
+    Case("csv-text-column-true-false", "text_classification",
+         lambda t, fx: _text(t, fx, "train.csv", "text,label\ntrue,pos\nfalse,neg\n"),
+         r"train\.csv: column 'text' is not text: every row was read as true/false \(bool\)"),
+    Case("csv-text-pair-all-numbers", "text_classification",
+         lambda t, fx: _text(t, fx, "train.csv", "text,text_pair,label\nthe lamp,4,pos\nthe tent,5,neg\n")
+         + ["--text_pair_column", "text_pair"],
+         r"train\.csv: column 'text_pair' is not text: every row was read as a number \(int64\); point "
+         r"--text_pair_column at"),
     Case("labels-json-not-utf8", "text_classification",
          lambda t, fx: _text(t, fx, "train.jsonl", INT_LABELS, b'{"0": "n\xe9g", "1": "pos"}'),
          r"data/labels\.json line 1: not UTF-8 text \(byte 0xe9"),

@@ -9,8 +9,9 @@ import socket
 
 import pytest
 
-from shared.serving import demo
+from shared.serving import demo, export, hub
 from shared.toolkit import cli
+from tests.helpers import tiny_text_args
 
 
 def _refusal(capsys, entry, *args) -> str:
@@ -25,7 +26,7 @@ def _refusal(capsys, entry, *args) -> str:
 
 
 def test_every_entry_point_refuses_through_the_one_mechanism():
-    entries = [cli.main, cli.predict_main, demo.main, demo.serve_all]
+    entries = [cli.main, cli.predict_main, demo.main, demo.serve_all, export.main]
     assert all(getattr(entry, "__wrapped__", None) is not None for entry in entries)  # functools.wraps of entry_point
     assert not hasattr(cli, "exit_2_on_refusal")
     assert issubclass(demo.DemoError, cli.ConfigError)
@@ -65,3 +66,40 @@ def test_a_port_in_use_is_a_refusal_not_a_traceback(capsys):
         port = taken.getsockname()[1]
         with pytest.raises(demo.DemoError, match=rf"--host 127\.0\.0\.1 --port {port}: cannot serve there"):
             demo.launch(app, port=port, block=False)
+
+
+def test_export_refuses_through_the_one_mechanism(tmp_path, monkeypatch, capsys):
+    """export.py's main is wrapped by entry_point like the others (it had its own try/except): a DataError raised
+    while exporting is one line and exit 2, with nothing else on stderr."""
+    def unreadable(*args, **kwargs):
+        raise cli.DataError(f"{tmp_path}/validation.csv line 3: not UTF-8 text")
+
+    monkeypatch.setattr(export, "export", unreadable)
+    line = _refusal(capsys, export.main, [str(tmp_path)])
+    assert line == f"error: {tmp_path}/validation.csv line 3: not UTF-8 text"
+
+
+@pytest.mark.parametrize("offline, expect", [
+    (True, "--push_to_hub: HF_HUB_OFFLINE is set, so nothing can be pushed; unset it or drop the flag"),
+    (False, "--push_to_hub: cannot reach the Hub or not logged in (no network here); run `hf auth login`"),
+])
+def test_push_to_hub_that_cannot_push_is_a_config_refusal(offline, expect, monkeypatch):
+    import huggingface_hub
+
+    def no_network(self):
+        raise OSError("no network here\n(a second line of detail)")
+
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", offline)
+    monkeypatch.setattr(huggingface_hub.HfApi, "whoami", no_network)
+    with pytest.raises(cli.ConfigError) as refused:
+        hub.check_hub_reachable()
+    assert str(refused.value).startswith(expect), refused.value
+
+
+def test_push_to_hub_offline_ends_train_with_one_error_line(tiny_bert_dir, toy_text_files, tmp_path, monkeypatch,
+                                                            capsys):
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    args = tiny_text_args(tiny_bert_dir, *toy_text_files, tmp_path / "a", "--push_to_hub", "--hub_model_id", "me/m")
+    line = _refusal(capsys, cli.main, "text_classification", args)
+    assert line == "error: --push_to_hub: HF_HUB_OFFLINE is set, so nothing can be pushed; unset it or drop the flag"
+    assert not (tmp_path / "a" / "run" / "metrics.jsonl").exists()

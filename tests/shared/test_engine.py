@@ -186,11 +186,12 @@ def test_resume_into_data_with_another_label_count_is_refused(tiny_bert_dir, toy
     assert "head of 2 labels but the data has 3" in capsys.readouterr().err
 
 
-def test_push_to_hub_offline_stops_before_training(tiny_bert_dir, toy_text_files, tmp_path, monkeypatch):
+def test_push_to_hub_offline_stops_before_training(tiny_bert_dir, toy_text_files, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
-    with pytest.raises(SystemExit, match="HF_HUB_OFFLINE is set"):
+    with pytest.raises(SystemExit) as stop:
         main("text_classification", tiny_text_args(tiny_bert_dir, *toy_text_files, tmp_path / "a",
                                                     "--push_to_hub", "--hub_model_id", "me/model"))
+    assert stop.value.code == 2 and "error: --push_to_hub: HF_HUB_OFFLINE is set" in capsys.readouterr().err
     assert not (tmp_path / "a" / "run" / "metrics.jsonl").exists()
 
 
