@@ -2,6 +2,7 @@
 the reports and figures, and the memory released before them."""
 from __future__ import annotations
 
+import dataclasses
 import gc
 from contextlib import nullcontext
 
@@ -30,9 +31,10 @@ class EndOfRun:
     def _test_best(self) -> dict:
         """Metrics of the model saved in best/ (EMA weights there when enabled) on the test split, scored once."""
         acc, st = self.accelerator, self.state
-        plain = self._plain_model()
-        base = plain.get_base_model() if hasattr(plain, "get_base_model") else plain  # best/ holds merged LoRA
-        model = type(base).from_pretrained(self.run_dir / "best")
+        # the task builds it from best/, as predict.py does: its build_model sets up what its eval_step uses beside
+        # the weights (translation's tokenizer); best/ holds LoRA merged, so no adapters are added
+        saved = type(self.task)(dataclasses.replace(self.cfg, model_name_or_path=str(self.run_dir / "best")))
+        model = saved.build_model(self.labels, self.processor)
         self.model, self.ema = acc.prepare_model(model, evaluation_mode=True), None  # best/ has the EMA weights
         metrics, self.test_batches, _ = self._score(self.test_loader, self.raw_test, desc="test")
         self.logger.log({f"test/{k}": v for k, v in split_scalars(metrics)[0].items()}, st.step, st.epoch)

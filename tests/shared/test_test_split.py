@@ -200,3 +200,25 @@ def test_question_answering_test_split_decodes_spans_from_its_raw_examples(tiny_
     _assert_scored_with_best(run, results, _score_saved("question_answering", args, run / "best"), "f1")
     answers = json.loads((run / "test" / "predictions.json").read_text())
     assert len(answers) == 30
+
+
+def test_translation_test_split_is_scored_with_the_best_model_and_its_tokenizer(tmp_path):
+    """The test split is generated with the model rebuilt from best/ by the task (its build_model attaches the
+    tokenizer eval_step decodes with; a bare from_pretrained had none and ended the run in an AttributeError)."""
+    words = ["ka", "lo", "mi", "ta", "su", "ne"]
+    rows = [{"src": " ".join(words[(i + k) % 6] for k in range(3)), "tgt": " ".join(words[(i + k) % 6] for k in range(3))}
+            for i in range(60)]
+    files = {}
+    for name, part in (("train", rows[:48]), ("valid", rows[48:])):
+        files[name] = tmp_path / f"{name}.jsonl"
+        files[name].write_text("".join(json.dumps(r) + "\n" for r in part))
+    args = ["--train_file", str(files["train"]), "--validation_file", str(files["valid"]), "--source_lang", "src",
+            "--target_lang", "tgt", "--output_dir", str(tmp_path / "out"), "--run_name", "run", "--test_split", "0.25",
+            "--d_model", "32", "--ffn_dim", "64", "--encoder_layers", "1", "--decoder_layers", "1",
+            "--attention_heads", "2", "--num_train_epochs", "2", "--per_device_train_batch_size", "16",
+            "--num_beams", "1", "--max_target_length", "8", "--save_strategy", "no", "--mixed_precision", "no"]
+    results = main("translation", args)
+    run = tmp_path / "out" / "run"
+    assert json.loads((run / "splits.json").read_text())["test"]["rows"] == 12
+    assert "test_bleu" in results and "test_chrf" in results
+    _assert_scored_with_best(run, results, _score_saved("translation", args, run / "best"), "bleu")
