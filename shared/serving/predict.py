@@ -45,10 +45,6 @@ class Inputs:
     labelled: bool  # whether the rows carry labels (then the predictions are scored)
     skipped: list[str] = field(default_factory=list)  # one message per unreadable image left out, counted at the end
 
-    def __iter__(self):
-        """`rows, labelled = fmt.read(...)` for a caller that needs neither the count nor the messages."""
-        return iter((self.rows, self.labelled))
-
 
 class Predictions:
     """What a task's predictions.py supplies: reading inputs and writing records. Defaults run the eval hooks.
