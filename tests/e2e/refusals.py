@@ -26,18 +26,25 @@ def write(path: Path, content: str | bytes) -> Path:
     return path
 
 
+def refusal_line(capsys, entry, *args) -> tuple[str, str]:
+    """`entry(*args)` refuses in this process: exit 2, exactly one `error: ` line, no traceback.
+    Returns (that line, all of stderr)."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        entry(*args)
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert stop.value.code == 2 and len(errors) == 1 and "Traceback" not in err, err[-3000:]
+    return errors[0], err
+
+
 def assert_refused(case: Case, fx: dict, tmp_path: Path, capsys) -> str:
     """Run the case through the CLI (and, when asked, train.py in a subprocess); return the error line."""
     flags = case.make(tmp_path, fx)
     out = tmp_path / "out"
     flags += ["--output_dir", str(out), "--run_name", "run", "--mixed_precision", "no"]
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as stop:
-        main(case.task, flags)
-    err = capsys.readouterr().err
-    errors = [line for line in err.splitlines() if line.startswith("error: ")]
-    assert stop.value.code == 2 and "Traceback" not in err, err[-3000:]
-    assert len(errors) == 1 and re.search(case.expect, errors[0]), err[-3000:]
+    line, err = refusal_line(capsys, main, case.task, flags)
+    assert re.search(case.expect, line), err[-3000:]
     assert not list(tmp_path.rglob("checkpoints/*")) and CheckpointManager(out / "run", 1).latest() is None
     if case.subprocess:  # the script itself, as a user runs it
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": "",
@@ -46,4 +53,4 @@ def assert_refused(case: Case, fx: dict, tmp_path: Path, capsys) -> str:
                                 env=env, capture_output=True, text=True, timeout=300)
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
         assert re.search(case.expect, result.stderr), result.stderr[-3000:]
-    return errors[0]
+    return line

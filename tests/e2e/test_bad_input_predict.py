@@ -20,6 +20,7 @@ from shared.inputs.data import DataError
 from shared.serving.predict import list_images
 from shared.toolkit.cli import predict_main
 from tests.e2e.predict_helpers import reset_accelerate
+from tests.e2e.refusals import refusal_line
 from tests.helpers import tiny_vit_dir, toy_reviews, write_csv
 
 OUTSIDE = r"a symbolic link that leads outside the data folder .*; pass --allow_paths_outside_data"
@@ -27,13 +28,7 @@ OUTSIDE = r"a symbolic link that leads outside the data folder .*; pass --allow_
 
 def _refused(capsys, task: str, args: list[str]) -> str:
     """predict.py's entry refuses: exit 2, exactly one `error: ` line, no traceback; returns the line."""
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as stop:
-        predict_main(task, args=args)
-    err = capsys.readouterr().err
-    errors = [line for line in err.splitlines() if line.startswith("error: ")]
-    assert stop.value.code == 2 and len(errors) == 1 and "Traceback" not in err, err[-3000:]
-    return errors[0]
+    return refusal_line(capsys, lambda: predict_main(task, args=args))[0]
 
 
 def _move_out(image: Path, outside: Path) -> None:

@@ -11,18 +11,14 @@ import pytest
 
 from shared.serving import demo, export, hub
 from shared.toolkit import cli
+from tests.e2e.refusals import refusal_line
 from tests.helpers import tiny_text_args
 
 
 def _refusal(capsys, entry, *args) -> str:
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as stop:
-        entry(*args)
-    err = capsys.readouterr().err
-    errors = [line for line in err.splitlines() if line.startswith("error: ")]
-    assert stop.value.code == 2 and len(errors) == 1 and "Traceback" not in err, err
+    error, err = refusal_line(capsys, entry, *args)
     assert all(line.startswith(("error: ", "note: ")) for line in err.splitlines()), err  # nothing else, no usage
-    return errors[0]
+    return error
 
 
 def test_every_entry_point_refuses_through_the_one_mechanism():
