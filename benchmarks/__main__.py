@@ -33,6 +33,8 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
                           "which keeps a busy shared machine from slowing small ops 10-100x")
     run.add_argument("--tag", default="",
                      help="result file suffix (suite[-quick]-TAG), so a variant keeps its own rows")
+    run.add_argument("--recipe", default=None,
+                     help="another recipe of the one task in --tasks, for both sides (e.g. tasks/translation/recipes/multi30k_long.yaml)")
     run.add_argument("--dry_run", action="store_true", help="print the commands it would launch; run none")
 
 
@@ -41,7 +43,8 @@ def run_options(args: argparse.Namespace):
 
     return Options(quick=args.quick, seeds=args.seeds, only=args.only, epochs=args.epochs,
                    extra_flags=args.extra_flags, ours_flags=args.ours_flags, trainer_flags=args.trainer_flags,
-                   eval_at_end=args.eval_at_end, omp_passive=args.omp_passive, tag=args.tag)
+                   eval_at_end=args.eval_at_end, omp_passive=args.omp_passive, tag=args.tag,
+                   recipe=args.recipe)
 
 
 def main(argv: list[str] | None = None) -> None:

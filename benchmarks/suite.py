@@ -92,6 +92,7 @@ class Options:
     eval_at_end: bool = False  # full mode with one evaluation at the end, as --quick does
     omp_passive: bool = False  # OMP_WAIT_POLICY=PASSIVE for both sides
     tag: str = ""  # result file suffix, so a variant does not replace the plain rows
+    recipe: str | None = None  # another recipe of the (one) task, in place of its pair's
 
     @property
     def per_epoch_eval(self) -> bool:
@@ -113,6 +114,7 @@ class Options:
             parts += [f"--{name}={shlex.join(flags)}"] if flags else []
         parts += (["--eval_at_end"] if self.eval_at_end else []) + (["--omp_passive"] if self.omp_passive else [])
         parts += ["--tag", self.tag] if self.tag else []
+        parts += ["--recipe", self.recipe] if self.recipe else []
         return shlex.join(parts)
 
 
@@ -141,6 +143,7 @@ def _flag_value(flags: list[str], name: str, default: str) -> str:
 
 def plan(pair: Pair, options: Options, work: Path) -> list[Run]:
     """The processes one pair runs, in order, without running them: per seed ours, then Trainer."""
+    recipe = options.recipe or pair.recipe
     shared = pair.data_flags + (pair.quick_flags if options.quick else pair.full_flags)
     shared += ["--num_train_epochs", str(options.epochs)] if options.epochs is not None else []
     env = {"OMP_WAIT_POLICY": "PASSIVE"} if options.omp_passive else {}
@@ -153,7 +156,7 @@ def plan(pair: Pair, options: Options, work: Path) -> list[Run]:
             ours = [*shared, *options.extra_flags, *options.ours_flags]
             # the schedule first, so a --ours_flags "--eval_strategy ..." given by the user wins
             schedule = ([] if options.per_epoch_eval else ["--eval_strategy", "end"]) + ["--save_strategy", "no"]
-            command = python_command(f"tasks/{pair.task}/train.py", "--config", pair.recipe, *schedule, *ours,
+            command = python_command(f"tasks/{pair.task}/train.py", "--config", recipe, *schedule, *ours,
                                      *seeded, "--output_dir", str(out), "--run_name", "run")
             precision = resolve_mixed_precision(_flag_value(ours, "--mixed_precision", "auto"))
             runs.append(Run(pair.task, "ours", seed, out, command, env, precision))
@@ -164,7 +167,7 @@ def plan(pair: Pair, options: Options, work: Path) -> list[Run]:
             precision = resolve_mixed_precision(_flag_value(theirs, "--mixed_precision", "auto"))
             extra = ["--bf16"] if precision == "bf16" else []
             extra += ["--per_epoch_eval"] if options.per_epoch_eval else []
-            command = python_command(pair.baseline_script(), "--recipe", pair.recipe, "--output_dir", str(out),
+            command = python_command(pair.baseline_script(), "--recipe", recipe, "--output_dir", str(out),
                                      *extra, *theirs, *seeded)
             runs.append(Run(pair.task, "trainer", seed, out, command, env, precision))
     return runs
@@ -276,17 +279,21 @@ def columns(rows: list[dict]) -> list[str]:
     return [c for c in COLUMNS if c not in OPTIONAL or any(row.get(c) not in (None, {}, "") for row in rows)]
 
 
-def check_tasks(tasks: list[str]) -> dict[str, Pair]:
+def check_tasks(tasks: list[str], options: Options) -> dict[str, Pair]:
     known = pairs()
     unknown = [t for t in tasks if t not in known]
     if unknown:
         raise SystemExit(f"no benchmark pair for {unknown}; known: {sorted(known)}")
+    if options.recipe and len(tasks) != 1:
+        raise SystemExit(f"--recipe replaces one task's recipe; --tasks names {len(tasks)}")
+    if options.recipe and not Path(options.recipe).is_file():
+        raise SystemExit(f"--recipe {options.recipe}: no such file")
     return known
 
 
 def dry_run(tasks: list[str], options: Options) -> list[Run]:
     """The processes `run_suite` would launch, printed one a line, none started."""
-    known = check_tasks(tasks)
+    known = check_tasks(tasks, options)
     work = Path(tempfile.gettempdir()) / "bench_suite_DRY_RUN"
     runs = [run for task in tasks for run in plan(known[task], options, work)]
     for run in runs:
@@ -298,7 +305,7 @@ def dry_run(tasks: list[str], options: Options) -> list[Run]:
 
 def run_suite(tasks: list[str], options: Options | None = None) -> Path:
     options = options or Options()
-    known = check_tasks(tasks)
+    known = check_tasks(tasks, options)
     work = Path(tempfile.mkdtemp(prefix="bench_suite_"))
     command = options.command(tasks)
     rows = []
