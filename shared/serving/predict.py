@@ -52,9 +52,10 @@ class Predictions:
 
     options_class: type = PredictArguments
     suffixes: tuple[str, ...] = ()  # accepted --output suffixes; () = a folder
-    # Predict rows of similar token length together (less padding), within windows of SORT_WINDOW rows that are
-    # put back in input order before writing. Needs records() to return one record per row and order-free metrics.
-    sort_by_length: bool = False
+    # A column of dataset()'s rows whose len() sizes a row (token ids, words, context characters): rows of similar
+    # size are predicted together (less padding) within windows of SORT_WINDOW rows, and put back in input order
+    # before writing. Needs records() to return one record per row; metrics() gets `raw` in the predicted order.
+    length_column: str | None = None
 
     def labels(self, model_config) -> list[str] | None:
         """Label names in id order, from the saved model's config."""
@@ -174,7 +175,7 @@ def predict(task: Task, fmt: Predictions, cfg, opts) -> dict:
         if opts.max_predict_samples:
             raw = raw.select(range(min(opts.max_predict_samples, len(raw))))
         dataset = fmt.dataset(task, cfg, processor, raw, labelled, data)
-        order = _length_order(dataset) if fmt.sort_by_length and "input_ids" in dataset.column_names else None
+        order = _length_order(dataset, fmt.length_column) if fmt.length_column in dataset.column_names else None
         if order is not None:
             dataset = dataset.select(order)
     loader = DataLoader(dataset, batch_size=cfg.per_device_eval_batch_size, shuffle=False,
@@ -252,7 +253,8 @@ def _stream(accelerator, task: Task, fmt: Predictions, cfg, opts, labels, model,
                 done += count
                 bar.update(count)
         bar.close()
-        metrics = fmt.metrics(task, cfg, batches, raw, labels) if labelled else {}
+        # the rows in the order they were predicted in, so a metric pairing them with the batches lines up
+        metrics = fmt.metrics(task, cfg, batches, raw.select(order) if order else raw, labels) if labelled else {}
         if main:
             writer.commit()
     except BaseException:
@@ -265,11 +267,11 @@ def _stream(accelerator, task: Task, fmt: Predictions, cfg, opts, labels, model,
 SORT_WINDOW = 1024  # rows sorted by length together: the reordering buffer stays this small
 
 
-def _length_order(dataset) -> list[int]:
-    """Row positions sorted by token count within consecutive windows of SORT_WINDOW rows (read a window at a time)."""
+def _length_order(dataset, column: str) -> list[int]:
+    """Row positions sorted by len(row[column]) within consecutive windows of SORT_WINDOW rows (a window at a time)."""
     order: list[int] = []
-    for start, window in enumerate(dataset.select_columns(["input_ids"]).iter(batch_size=SORT_WINDOW)):
-        lengths = [len(ids) for ids in window["input_ids"]]
+    for start, window in enumerate(dataset.select_columns([column]).iter(batch_size=SORT_WINDOW)):
+        lengths = [len(value) for value in window[column]]
         order.extend(start * SORT_WINDOW + i for i in sorted(range(len(lengths)), key=lengths.__getitem__))
     return order
 

@@ -30,6 +30,7 @@ class AnswerWriter(Writers):
 
 class QuestionAnsweringPredictions(Predictions):
     suffixes = (".json",)
+    length_column = "context"  # contexts of similar length (characters) per batch: windows padded less
 
     def labels(self, model_config) -> None:
         return None

@@ -11,7 +11,7 @@ from tasks.text_classification.task import TextClassification
 
 class TextClassificationPredictions(Predictions):
     suffixes = (".csv", ".jsonl")
-    sort_by_length = True  # similar lengths per batch, less padding; written back in input order
+    length_column = "input_ids"  # similar lengths per batch, less padding; written back in input order
 
     def labels(self, model_config) -> list[str] | None:
         if model_config.problem_type == "regression" or model_config.num_labels == 1:

@@ -29,6 +29,7 @@ class ConllWriter(Writer):
 
 class TokenClassificationPredictions(Predictions):
     suffixes = (".conll", ".txt", ".jsonl")
+    length_column = "tokens"  # sentences of similar word counts per batch: fewer padded windows
 
     def read(self, task, cfg, opts, labels):
         words = reader.read_words(opts.input, cfg.tokens_column)

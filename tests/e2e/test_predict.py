@@ -75,7 +75,7 @@ def test_rows_sorted_by_length_are_written_back_in_input_order(text_run, tmp_pat
     predict_file("text_classification", run / "best", source, tmp_path / "sorted.csv",
                  "--per_device_eval_batch_size", "3")
     reset_accelerate()
-    monkeypatch.setattr(format_class("text_classification"), "sort_by_length", False)
+    monkeypatch.setattr(format_class("text_classification"), "length_column", None)
     predict_file("text_classification", run / "best", source, tmp_path / "plain.csv",
                  "--per_device_eval_batch_size", "3")
     ordered, plain = (list(csv.DictReader((tmp_path / name).open())) for name in ("sorted.csv", "plain.csv"))
