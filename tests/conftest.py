@@ -13,6 +13,24 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+
+
+def _pin_xdist_worker() -> None:
+    """Under pytest-xdist (`-n 2` in pyproject's addopts) each worker keeps to its own share of the cores.
+    Trainings size their torch threads from the cores they may use (shared.toolkit.runtime.set_cpu_threads),
+    and so do the subprocesses a test launches (they inherit the affinity): two workers each spinning two
+    OpenMP threads on two cores would slow both far more than they gain."""
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER"), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if not worker or count < 2 or not hasattr(os, "sched_setaffinity"):
+        return
+    cores, index = sorted(os.sched_getaffinity(0)), int(worker.removeprefix("gw"))
+    share = [core for i, core in enumerate(cores) if i % count == index % count] or cores
+    os.sched_setaffinity(0, share)
+    torch.set_num_threads(len(share))
+
+
+_pin_xdist_worker()
+
 import tasks  # noqa: E402,F401  (registers every task)
 
 from tests.helpers import toy_reviews, write_csv  # noqa: E402

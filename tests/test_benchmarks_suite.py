@@ -197,3 +197,17 @@ def test_run_suite_reads_both_sides_results_into_one_table(tmp_path, monkeypatch
     assert rows[4]["value_range"] == "30-31" and rows[4]["speed_vs_trainer"] == 1.5
     expected = ("python -m benchmarks run --tasks translation --seeds 0 1 --eval_at_end --omp_passive --tag t")
     assert {r["command"] for r in rows} == {expected}
+
+
+def test_recipe_replaces_one_tasks_recipe_on_both_sides(tmp_path):
+    long = "tasks/translation/recipes/multi30k_long.yaml"
+    options = _parse(["--tasks", "translation", "--recipe", long, "--tag", "long"])
+    ours, trainer = (run.command for run in plan(pairs()["translation"], options, tmp_path))
+    assert _value(ours, "--config") == _value(trainer, "--recipe") == long
+    assert options.command(["translation"]).endswith(f"--tag long --recipe {long}")
+    from benchmarks.suite import check_tasks
+
+    with pytest.raises(SystemExit, match="one task's recipe"):
+        check_tasks(["translation", "text_classification"], options)
+    with pytest.raises(SystemExit, match="no such file"):
+        check_tasks(["translation"], Options(recipe="tasks/translation/recipes/missing.yaml"))
