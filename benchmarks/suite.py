@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.common import python_command, ratio, run_measured, write_merged_rows
+from benchmarks.common import ROOT, python_command, ratio, run_measured, write_merged_rows
 from shared.inputs.data import benchmark_data_dir
 from shared.toolkit.runtime import resolve_mixed_precision
 
@@ -286,7 +286,7 @@ def check_tasks(tasks: list[str], options: Options) -> dict[str, Pair]:
         raise SystemExit(f"no benchmark pair for {unknown}; known: {sorted(known)}")
     if options.recipe and len(tasks) != 1:
         raise SystemExit(f"--recipe replaces one task's recipe; --tasks names {len(tasks)}")
-    if options.recipe and not Path(options.recipe).is_file():
+    if options.recipe and not (ROOT / options.recipe).is_file():  # both sides run in ROOT, as the pairs' recipes
         raise SystemExit(f"--recipe {options.recipe}: no such file")
     return known
 

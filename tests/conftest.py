@@ -14,9 +14,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-
 def _pin_xdist_worker() -> None:
-    """Under pytest-xdist (`-n 2` in pyproject's addopts) each worker keeps to its own share of the cores.
+    """Under pytest-xdist (`python -m pytest -n 2 --dist loadfile`) each worker keeps to its own share of the cores.
     Trainings size their torch threads from the cores they may use (shared.toolkit.runtime.set_cpu_threads),
     and so do the subprocesses a test launches (they inherit the affinity): two workers each spinning two
     OpenMP threads on two cores would slow both far more than they gain."""
