@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import codecs
-import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import datasets
-from datasets import ClassLabel, Dataset, DatasetDict
+from datasets import Dataset, DatasetDict
 
 TABLE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json"}
 
@@ -231,96 +230,6 @@ def load_hub_or_files(cfg) -> tuple[DatasetDict, dict[str, str]]:
         if path:
             splits[split], sources[split] = load_table(path), str(path)
     return DatasetDict(splits), sources
-
-
-def ensure_validation(data: DatasetDict, cfg, stratify_column: str | None = None) -> DatasetDict:
-    """Carve a seeded (and, where labels allow, stratified) validation split if none was given, and a
-    --test_split test split out of what train has left, so the two never share a row."""
-    data = _hub_test_split(data, cfg)
-    rows = len(data["train"])  # --test_split is a fraction of the training data as given
-    if "validation" not in data:
-        if cfg.validation_split <= 0:
-            raise DataError("no validation data: give --validation_file, or --validation_split > 0")
-        train, validation = _carve(data["train"], cfg.validation_split, cfg.seed, stratify_column)
-        data = DatasetDict({**data, "train": train, "validation": validation})
-    if cfg.test_split:
-        if "test" in data:
-            raise DataError("--test_split carves a test set from train, but test data was given as well; use one")
-        size = max(1, round(cfg.test_split * rows))
-        train, test = _carve(data["train"], size, cfg.seed, stratify_column)
-        data = DatasetDict({**data, "train": train, "test": test})
-    return DatasetDict({k: data[k] for k in ("train", "validation", "test") if k in data})
-
-
-def _hub_test_split(data: DatasetDict, cfg) -> DatasetDict:
-    """A hub dataset's held-out splits: --test_split_name names the test set; an unnamed `test` split
-    serves as validation where there is none (many hub test splits carry no labels, so none is scored unasked)."""
-    if not cfg.dataset_name:
-        return data
-    name, splits = cfg.test_split_name, dict(data)
-    if name and name not in splits:
-        raise DataError(f"--test_split_name {name}: {cfg.dataset_name} has the splits {sorted(splits)}")
-    test = splits.pop(name) if name else None
-    if "validation" not in splits and "test" in splits:
-        splits["validation"] = splits.pop("test")
-    splits.pop("test", None)
-    return DatasetDict({**splits, **({"test": test} if test is not None else {})})
-
-
-def _carve(dataset: Dataset, size: float | int, seed: int, stratify_column: str | None) -> tuple[Dataset, Dataset]:
-    """(rest, held out): a seeded split, stratified by a ClassLabel column where every class allows it."""
-    stratify = stratify_column if stratify_column and isinstance(
-        dataset.features.get(stratify_column), ClassLabel) else None
-    try:
-        parts = dataset.train_test_split(test_size=size, seed=seed, stratify_by_column=stratify)
-    except ValueError:  # too few examples of some class to stratify: fall back to a plain seeded split
-        parts = dataset.train_test_split(test_size=size, seed=seed)
-    return parts["train"], parts["test"]
-
-
-def split_signatures(data: DatasetDict) -> dict[str, dict]:
-    """Rows and a content hash of each held-out split (images by file name or bytes, so moving the data
-    folder changes nothing), recorded in the run folder."""
-    signatures = {}
-    for name, dataset in data.items():
-        if name == "train":
-            continue
-        images = [column for column, feature in dataset.features.items() if isinstance(feature, datasets.Image)]
-        for column in images:
-            dataset = dataset.cast_column(column, datasets.Image(decode=False))
-        digest = hashlib.sha1()
-        for batch in dataset.iter(batch_size=1000):
-            for column in images:
-                batch[column] = [_image_key(value) for value in batch[column]]
-            digest.update(json.dumps(batch, sort_keys=True, default=str).encode())
-        signatures[name] = {"rows": len(dataset), "sha1": digest.hexdigest()}
-    return signatures
-
-
-def _image_key(value: dict | None) -> str | None:
-    if not value:
-        return None
-    return Path(value["path"]).name if value.get("path") else hashlib.sha1(value["bytes"]).hexdigest()
-
-
-def check_split_signatures(path: Path, current: dict[str, dict]) -> None:
-    """A resumed run must validate and test on the splits it began with (those recorded at `path`)."""
-    if not path.is_file():
-        return
-    recorded = json.loads(path.read_text())
-    changed = sorted(name for name in set(recorded) | set(current) if recorded.get(name) != current.get(name))
-    if changed:
-        raise DataError(f"{path}: the {', '.join(changed)} split(s) differ from those this run began with; resume "
-                        "with the same data, --seed, --validation_split and --test_split, or start a new run")
-
-
-def limit_samples(data: DatasetDict, cfg) -> DatasetDict:
-    """Apply --max_train_samples / --max_eval_samples (first N rows, so runs are comparable)."""
-    if cfg.max_train_samples:
-        data["train"] = data["train"].select(range(min(cfg.max_train_samples, len(data["train"]))))
-    if cfg.max_eval_samples:
-        data["validation"] = data["validation"].select(range(min(cfg.max_eval_samples, len(data["validation"]))))
-    return data
 
 
 def read_label_names(path: Path) -> list[str] | None:

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from shared.training.checkpoint import CheckpointManager, TrainState, data_files
 from shared.toolkit.config import save_config
-from shared.inputs.data import check_split_signatures, split_signatures
+from shared.inputs.splits import check_split_signatures, split_signatures
 from shared.inputs.data_report import write_data_report
 from shared.training.distill import TrainingObjective, load_distiller
 from shared.training.ema import ModelEma

@@ -13,7 +13,7 @@ from datasets import DatasetDict
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
 from shared.toolkit.config import ConfigError
-from shared.inputs.data import ensure_validation, limit_samples
+from shared.inputs.splits import ensure_validation, limit_samples
 from shared.evaluation.scoring import load_metric
 from shared.training.losses import classification_loss
 from shared.toolkit.models import resolve_model

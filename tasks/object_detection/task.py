@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from shared.toolkit.config import ConfigError
-from shared.inputs.data import ensure_validation, limit_samples
+from shared.inputs.splits import ensure_validation, limit_samples
 from shared.evaluation.scoring import load_metric
 from shared.toolkit.models import is_packaged, resolve_model
 from shared.evaluation.plots import plot_image_grid, plot_pr_curves

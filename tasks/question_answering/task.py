@@ -11,7 +11,8 @@ from datasets import Dataset, DatasetDict
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer, DataCollatorWithPadding
 
 from shared.toolkit.config import ConfigError, TrainConfig
-from shared.inputs.data import ensure_validation, limit_samples, load_hub_or_files
+from shared.inputs.data import load_hub_or_files
+from shared.inputs.splits import ensure_validation, limit_samples
 from shared.evaluation.scoring import load_metric
 from shared.toolkit.models import resolve_model
 from shared.task import DemoSpec, MetricSpec, Task, TaskData, register_task
@@ -70,7 +71,8 @@ class QuestionAnswering(Task):
             data = DatasetDict({"train": Dataset.from_list(make_rows(600, seed=0), features=FEATURES),
                                 "validation": Dataset.from_list(make_rows(150, seed=1), features=FEATURES)})
             sources = {}  # generated in memory: no file to name
-        return TaskData(limit_samples(ensure_validation(data, cfg), cfg), sources=sources)  # spans: no labels
+        # held-out questions never share a paragraph with training ones: the answer would be one seen in training
+        return TaskData(limit_samples(ensure_validation(data, cfg, group_column="context"), cfg), sources=sources)
 
     def row_key(self, example: dict) -> str:
         """The same question on the same context is one example, whatever its id or answers."""

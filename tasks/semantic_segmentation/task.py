@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from shared.toolkit.config import ConfigError
-from shared.inputs.data import ensure_validation, limit_samples
+from shared.inputs.splits import ensure_validation, limit_samples
 from shared.evaluation.scoring import load_metric
 from shared.training.losses import classification_loss
 from shared.task import DemoSpec, MetricSpec, Task, TaskData, register_task

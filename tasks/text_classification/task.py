@@ -10,8 +10,8 @@ from datasets import ClassLabel, DatasetDict, Value
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
 
 from shared.toolkit.config import TrainConfig
-from shared.inputs.data import (DataError, ensure_validation, limit_samples, load_hub_or_files, read_label_names,
-                         require_columns, row_name)
+from shared.inputs.data import DataError, load_hub_or_files, read_label_names, require_columns, row_name
+from shared.inputs.splits import ensure_validation, limit_samples
 from shared.evaluation.scoring import load_metric
 from shared.training.losses import classification_loss
 from shared.toolkit.models import resolve_model

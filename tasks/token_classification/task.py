@@ -12,7 +12,7 @@ from datasets import DatasetDict
 from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification
 
 from shared.toolkit.config import ConfigError, TrainConfig
-from shared.inputs.data import ensure_validation, limit_samples
+from shared.inputs.splits import ensure_validation, limit_samples
 from shared.evaluation.scoring import load_metric
 from shared.training.losses import classification_loss
 from shared.toolkit.models import resolve_model

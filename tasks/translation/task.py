@@ -13,7 +13,8 @@ from datasets import Dataset, DatasetDict
 from transformers import DataCollatorForSeq2Seq
 
 from shared.toolkit.config import ConfigError, TrainConfig
-from shared.inputs.data import ensure_validation, limit_samples, load_hub_or_files
+from shared.inputs.data import load_hub_or_files
+from shared.inputs.splits import ensure_validation, limit_samples
 from shared.evaluation.scoring import load_metric
 from shared.training.losses import LossSettings
 from shared.task import DemoSpec, MetricSpec, Task, TaskData, register_task

@@ -12,7 +12,8 @@ from torch.utils.data import DataLoader
 
 from shared.toolkit.cli import main
 from shared.toolkit.config import ConfigError, parse_config
-from shared.inputs.data import DataError, ensure_validation
+from shared.inputs.data import DataError
+from shared.inputs.splits import ensure_validation
 from shared.serving.export import evaluate
 from shared.task import get_task
 from tests.helpers import tiny_image_args, tiny_text_args, tiny_vit_dir, toy_reviews, write_csv
@@ -64,6 +65,35 @@ def test_test_split_flags_are_checked():
     data["test"] = data["train"]
     with pytest.raises(DataError, match="test data was given as well"):
         ensure_validation(data, _cfg("--test_split", "0.1"), "label")
+
+
+def _questions(paragraphs: int, per_paragraph: list[int]) -> DatasetDict:
+    """QA-shaped rows: several questions on each paragraph, the paragraphs of uneven size."""
+    rows = [{"context": f"paragraph {p}", "question": f"q{q} on {p}"}
+            for p in range(paragraphs) for q in range(per_paragraph[p % len(per_paragraph)])]
+    return DatasetDict({"train": Dataset.from_list([{"row": i, **r} for i, r in enumerate(rows)])})
+
+
+def test_grouped_splits_never_share_a_paragraph_and_are_seeded():
+    data = ensure_validation(_questions(60, [1, 3, 5, 2]), _cfg("--validation_split", "0.2", "--test_split", "0.1"),
+                             group_column="context")
+    contexts = {name: set(split["context"]) for name, split in data.items()}
+    assert not contexts["train"] & contexts["validation"] and not contexts["train"] & contexts["test"]
+    assert not contexts["validation"] & contexts["test"]
+    assert sum(len(split) for split in data.values()) == 165 and len(contexts["train"]) > 30
+    # at least the asked-for rows (33 = ceil(0.2 x 165); 16 = round(0.1 x 165)), at most one paragraph (5) more
+    assert 33 <= len(data["validation"]) < 33 + 5 and 16 <= len(data["test"]) < 16 + 5
+    again = ensure_validation(_questions(60, [1, 3, 5, 2]), _cfg("--validation_split", "0.2", "--test_split", "0.1"),
+                              group_column="context")
+    assert again["test"]["row"] == data["test"]["row"] and again["validation"]["row"] == data["validation"]["row"]
+    other = ensure_validation(_questions(60, [1, 3, 5, 2]), _cfg("--validation_split", "0.2", "--seed", "7"),
+                              group_column="context")
+    assert set(other["validation"]["context"]) != contexts["validation"]
+
+
+def test_one_paragraph_cannot_be_split_and_says_so():
+    with pytest.raises(DataError, match="every row has the same 'context'"):
+        ensure_validation(_questions(1, [6]), _cfg("--validation_split", "0.2"), group_column="context")
 
 
 def test_a_bad_test_file_is_refused_like_validation(tiny_bert_dir, toy_text_files, tmp_path, capsys):
