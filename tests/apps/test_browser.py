@@ -45,10 +45,17 @@ def page(tmp_path_factory):
             args=ARGS, viewport={"width": 1280, "height": 900})
         context.route("**/*", guard)
         page = context.new_page()
-        page.set_default_timeout(30_000)
+        # a bound, not a timing: under `pytest -n 2` the page, its server and chromium share one core
+        page.set_default_timeout(60_000)
         yield page
         context.close()
     assert not outside, f"the page tried to reach outside the machine: {outside}"
+
+
+def _open(page, url: str) -> None:
+    """Load an app and wait for Gradio to render it: on a busy core its first render alone can pass 30 s."""
+    page.goto(url)
+    sync_api.expect(page.locator(".gradio-container").first).to_be_visible(timeout=120_000)
 
 
 def _screenshot(page, tmp_path, name: str) -> Path:
@@ -75,7 +82,7 @@ def _expect_notice(page, text: str) -> None:
 
 
 def test_text_app_in_the_browser(page, text_app, models_dir, tmp_path):
-    page.goto(text_app)
+    _open(page, text_app)
     sync_api.expect(page.get_by_text("Label scores").first).to_be_visible()
     assert str(models_dir / "text_classification" / "run" / "best") in page.locator("#card-predict").inner_text()
     assert _classify(page, "run-predict", NEGATIVE_TEXT) == "neg"
@@ -95,14 +102,14 @@ def test_text_app_in_the_browser(page, text_app, models_dir, tmp_path):
 
 def test_example_sentences_fill_the_input(page, text_app):
     """The examples are the model's validation texts (the run's --validation_file)."""
-    page.goto(text_app)
+    _open(page, text_app)
     sentence = toy_reviews(30, 2)[1][0]
     page.get_by_text(sentence, exact=True).first.click()
     sync_api.expect(page.locator("textarea").first).to_have_value(sentence)
 
 
 def test_launcher_in_the_browser(page, launcher_app, tmp_path):
-    page.goto(launcher_app)
+    _open(page, launcher_app)
     page.get_by_role("tab", name="Text classification").click()
     assert _classify(page, "run-text_classification", POSITIVE_TEXT) == "pos"
     _screenshot(page, tmp_path, "launcher")
@@ -115,7 +122,7 @@ def _upload_and_run(page, image) -> None:
 
 
 def test_image_app_in_the_browser(page, image_app, models_dir, tmp_path):
-    page.goto(image_app)
+    _open(page, image_app)
     sync_api.expect(page.get_by_text("Top 5 labels").first).to_be_visible()
     assert str(models_dir / "image_classification" / "run" / "best") in page.locator("#card-predict").inner_text()
     shapes = next(models_dir.parent.glob("data_image_classification*/shapes/validation"))
@@ -145,7 +152,7 @@ def test_image_app_in_the_browser(page, image_app, models_dir, tmp_path):
 
 
 def test_image_examples_fill_the_input(page, image_app):
-    page.goto(image_app)
+    _open(page, image_app)
     page.locator(".gallery-item, [data-testid=\"dataset\"] button, table button").first.click()
     sync_api.expect(page.locator("[data-testid=\"image\"] img").first).to_be_visible()
     page.locator("#run-predict").click()
@@ -161,7 +168,7 @@ def detection_app(tmp_path_factory):
 
 
 def test_detection_app_in_the_browser(page, detection_app, tmp_path):
-    page.goto(detection_app)
+    _open(page, detection_app)
     sync_api.expect(page.get_by_text("Score threshold").first).to_be_visible()
     photo = tmp_path / "street.png"
     Image.new("RGB", (160, 120), (90, 140, 200)).save(photo)
@@ -200,7 +207,7 @@ def segmentation_app(tmp_path_factory):
 
 
 def test_segmentation_app_in_the_browser(page, segmentation_app, tmp_path):
-    page.goto(segmentation_app)
+    _open(page, segmentation_app)
     photo = tmp_path / "scene.png"
     Image.new("RGB", (96, 64), (120, 160, 90)).save(photo)
     _upload_and_run(page, photo)
@@ -212,7 +219,7 @@ def test_segmentation_app_in_the_browser(page, segmentation_app, tmp_path):
 
 
 def test_qa_app_in_the_browser(page, qa_app, tmp_path):
-    page.goto(qa_app)
+    _open(page, qa_app)
     page.locator("textarea").nth(0).fill("The lamp is on the desk. The book is on the shelf.")
     page.locator("textarea").nth(1).fill("Where is the lamp?")
     page.locator("#run-predict").click()
@@ -223,7 +230,7 @@ def test_qa_app_in_the_browser(page, qa_app, tmp_path):
 
 
 def test_translation_app_in_the_browser(page, translation_app, tmp_path):
-    page.goto(translation_app)
+    _open(page, translation_app)
     sync_api.expect(page.get_by_text("Beams").first).to_be_visible()
     page.locator("textarea").first.fill("the lamp is on the desk")
     beams = page.locator("input[type=number]").first
