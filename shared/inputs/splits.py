@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 import random
+from collections import Counter
 from pathlib import Path
 
 import datasets
@@ -68,22 +69,22 @@ def _carve_groups(dataset: Dataset, size: float | int, seed: int, column: str) -
     """(rest, held out) by whole groups of equal `column` values, drawn in a seeded order until the held-out
     rows reach the size (a fraction rounds up, as datasets' train_test_split does); one group may overshoot."""
     keys = dataset[column]
-    groups = list(dict.fromkeys(keys))  # first-seen order: the draw depends on the data and the seed only
+    counts = Counter(keys)  # insertion-ordered: the draw depends on the data and the seed only
+    groups = list(counts)
     if len(groups) < 2:
         raise DataError(f"every row has the same {column!r}: there is nothing to hold out without sharing it "
                         f"with training; give a validation/test file")
     wanted = size if isinstance(size, int) else math.ceil(size * len(keys))
-    counts: dict = {}
-    for key in keys:
-        counts[key] = counts.get(key, 0) + 1
     held, rows = set(), 0
-    for index in random.Random(seed).sample(range(len(groups)), len(groups))[:-1]:  # the last always trains
+    for group in random.Random(seed).sample(groups, len(groups))[:-1]:  # the last one always trains
         if rows >= wanted:
             break
-        held.add(groups[index])
-        rows += counts[groups[index]]
-    rest = [i for i, key in enumerate(keys) if key not in held]
-    return dataset.select(rest), dataset.select([i for i, key in enumerate(keys) if key in held])
+        held.add(group)
+        rows += counts[group]
+    sides = ([], [])
+    for index, key in enumerate(keys):
+        sides[key in held].append(index)
+    return dataset.select(sides[0]), dataset.select(sides[1])
 
 
 def split_signatures(data: DatasetDict) -> dict[str, dict]:
