@@ -37,9 +37,12 @@ class TrainConfig:
     test_split_name: Optional[str] = field(default=None, metadata={
         "help": "Split of --dataset_name scored as the test set (for example test); hub test splits often lack labels."})
     test_split: float = field(default=0.0, metadata={
-        "help": "Fraction of train held out as a seeded, stratified test set (never overlapping validation)."})
-    max_train_samples: Optional[int] = None
-    max_eval_samples: Optional[int] = None
+        "help": "Fraction of train held out as a seeded test set (stratified by label, or by group such as QA's "
+                "paragraphs; never overlapping validation)."})
+    max_train_samples: Optional[int] = field(default=None, metadata={
+        "help": "Train on the first N training rows, taken after validation and test are held out."})
+    max_eval_samples: Optional[int] = field(default=None, metadata={
+        "help": "Evaluate on the first N validation rows (the test set is never trimmed)."})
     preprocessing_num_workers: Optional[int] = None
     dataloader_num_workers: int = 0
     group_by_length: bool = field(default=False, metadata={"help": "Batch rows of similar length together (less padding)."})
