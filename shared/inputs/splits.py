@@ -53,7 +53,8 @@ def _hub_test_split(data: DatasetDict, cfg) -> DatasetDict:
 
 def _carve(dataset: Dataset, size: float | int, seed: int, stratify_column: str | None,
            group_column: str | None = None) -> tuple[Dataset, Dataset]:
-    """(rest, held out): a seeded split, stratified by a ClassLabel column where every class allows it."""
+    """(rest, held out): a seeded split by whole groups of `group_column` where one is given (no caller also
+    stratifies), else stratified by a ClassLabel column where every class allows it."""
     if group_column:
         return _carve_groups(dataset, size, seed, group_column)
     stratify = stratify_column if stratify_column and isinstance(
